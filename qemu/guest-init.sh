@@ -1,0 +1,50 @@
+#!/bin/bash
+# PID 1 of the test VM (exec'd by /sbin/rnvme-init from the rootfs).
+# Prepares /lib/modules with the kernel's modules plus rnvme_tcp.ko, runs
+# the command the host left in /mnt/out/cmd, records its exit status and
+# powers the VM off. Never returns.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root TERM=dumb RNVME_IN_VM=1
+
+finish() {
+	echo "RNVME-EXIT=$1"
+	echo "$1" >/mnt/out/exit-status 2>/dev/null
+	sync
+	echo o >/proc/sysrq-trigger
+	sleep 30
+}
+
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+mkdir -p /dev/pts /dev/shm && mount -t devpts devpts /dev/pts && mount -t tmpfs tmpfs /dev/shm
+mount -t configfs configfs /sys/kernel/config
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+mount -t 9p -o trans=virtio,version=9p2000.L out /mnt/out || { echo "guest-init: no out share"; finish 125; }
+mount -t 9p -o trans=virtio,version=9p2000.L,ro kmod /mnt/kmod || { echo "guest-init: no kmod share"; finish 125; }
+ip link set lo up
+hostname rnvme-vm
+
+# Modules: a writable copy so depmod can index rnvme_tcp.ko beside them.
+kver=$(uname -r)
+mount -t tmpfs tmpfs /lib/modules
+cp -a /mnt/kmod/lib/modules/"$kver" /lib/modules/
+if [ -f /mnt/src/rnvme_tcp.ko ]; then
+	mkdir -p /lib/modules/"$kver"/extra
+	cp /mnt/src/rnvme_tcp.ko /lib/modules/"$kver"/extra/
+fi
+mkdir -p /etc/modprobe.d
+cp /mnt/src/qemu/modprobe-rnvme-tcp.conf /etc/modprobe.d/rnvme-tcp.conf
+depmod -a
+
+# Quieter console while tests run; everything still lands in dmesg.
+echo 4 >/proc/sys/kernel/printk
+
+cd /mnt/src || finish 125
+if [ -s /mnt/out/cmd ]; then
+	bash /mnt/out/cmd
+	rc=$?
+else
+	echo "guest-init: no command given"; rc=125
+fi
+dmesg >/mnt/out/dmesg.txt 2>/dev/null
+finish "$rc"
