@@ -1,0 +1,36 @@
+# rnvme-tcp: an NVMe/TCP host transport in Rust. See README.md.
+#
+#   make run      set up what is missing, boot the VM, connect, short fio
+#   make check    all tests: cargo test, module build, KTAP suite in the VM
+#   make module   build rnvme_tcp.ko (KDIR=<kernel build tree> to override)
+
+SHELL := /bin/bash
+KERNEL_LLVM ?= -19
+KDIR ?= $(shell bash -c '. scripts/lib.sh; kernel_dir')/build
+
+.PHONY: all setup module check run test-host test-vm vm-shell clean
+
+all: module
+
+setup:
+	bash scripts/setup.sh all
+
+module:
+	@test -f "$(KDIR)/Module.symvers" || { echo "error: no built kernel at $(KDIR): run 'make setup' or pass KDIR=" >&2; exit 1; }
+	$(MAKE) -C "$(KDIR)" M="$(CURDIR)" LLVM=$(KERNEL_LLVM) modules
+
+test-host:
+	bash scripts/test-host.sh
+
+test-vm: module
+	bash scripts/test-vm.sh $(TESTS)
+
+check:
+	bash scripts/check.sh
+
+run:
+	bash scripts/run.sh
+
+clean:
+	-$(MAKE) -C "$(KDIR)" M="$(CURDIR)" LLVM=$(KERNEL_LLVM) clean 2>/dev/null
+	rm -rf build rust/sys/generated rust/proto/target

@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: GPL-2.0
+//! rnvme-tcp: an NVMe/TCP host transport in Rust.
+//!
+//! Registers the nvme-fabrics transport `tcp`, so `nvme connect -t tcp`
+//! creates controllers served by this module. Only one `tcp` transport can
+//! be registered at a time: the C `nvme_tcp` must not be loaded beside it.
+
+mod ctrl;
+#[allow(unreachable_pub, dead_code)]
+mod proto;
+mod sys;
+
+use kernel::prelude::*;
+
+module! {
+    type: RnvmeTcpModule,
+    name: "rnvme_tcp",
+    authors: ["rnvme-tcp developers"],
+    description: "NVMe/TCP host transport in Rust (recvmsg receive path)",
+    license: "GPL v2",
+    alias: ["nvme-tcp"],
+}
+
+#[pin_data]
+struct RnvmeTcpModule {
+    #[pin]
+    transport: sys::fabrics::Registration<ctrl::TcpTransport>,
+}
+
+impl kernel::InPlaceModule for RnvmeTcpModule {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            transport <- sys::fabrics::Registration::register(module),
+        })
+        .pin_chain(|_| {
+            pr_info!("registered nvme-fabrics transport \"tcp\" (Rust, recvmsg receive path)\n");
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: GPL-2.0
+//! nvme-fabrics transport registration and connect options.
+//!
+//! C side: `drivers/nvme/host/fabrics.h` (`struct nvmf_transport_ops`,
+//! `struct nvmf_ctrl_options`, `nvmf_register_transport()`).
+
+use super::bindings as nb;
+use core::marker::PhantomData;
+use kernel::{device::Device, error::to_result, prelude::*, types::Opaque};
+
+/// An nvme-fabrics transport: what `nvme connect -t NAME` reaches.
+pub(crate) trait Transport {
+    /// The transport name (`-t`).
+    const NAME: &'static CStr;
+    /// Options a connect must give (`NVMF_OPT_*` bits).
+    const REQUIRED_OPTS: u32;
+    /// Options a connect may give; nvme-fabrics rejects the others by name.
+    const ALLOWED_OPTS: u32;
+    /// Creates a controller for a connect request.
+    fn create_ctrl(dev: &Device, opts: &CtrlOptions) -> Result<CtrlHandle>;
+}
+
+/// A controller handed to nvme-fabrics by a successful `create_ctrl`.
+///
+/// # Invariants
+///
+/// `0` points to an `nvme_ctrl` that nvme-core has initialised and owns.
+pub(crate) struct CtrlHandle(core::ptr::NonNull<nb::nvme_ctrl>);
+
+/// The `NVMF_OPT_*` bits, as `u32`.
+pub(crate) mod opt {
+    use super::nb;
+    pub(crate) const TRADDR: u32 = nb::NVMF_OPT_TRADDR as u32;
+    pub(crate) const TRSVCID: u32 = nb::NVMF_OPT_TRSVCID as u32;
+    pub(crate) const HOST_TRADDR: u32 = nb::NVMF_OPT_HOST_TRADDR as u32;
+    pub(crate) const HOST_IFACE: u32 = nb::NVMF_OPT_HOST_IFACE as u32;
+    pub(crate) const NR_WRITE_QUEUES: u32 = nb::NVMF_OPT_NR_WRITE_QUEUES as u32;
+    pub(crate) const NR_POLL_QUEUES: u32 = nb::NVMF_OPT_NR_POLL_QUEUES as u32;
+    pub(crate) const HDR_DIGEST: u32 = nb::NVMF_OPT_HDR_DIGEST as u32;
+    pub(crate) const DATA_DIGEST: u32 = nb::NVMF_OPT_DATA_DIGEST as u32;
+    pub(crate) const TOS: u32 = nb::NVMF_OPT_TOS as u32;
+    pub(crate) const RECONNECT_DELAY: u32 = nb::NVMF_OPT_RECONNECT_DELAY as u32;
+    pub(crate) const CTRL_LOSS_TMO: u32 = nb::NVMF_OPT_CTRL_LOSS_TMO as u32;
+    pub(crate) const FAIL_FAST_TMO: u32 = nb::NVMF_OPT_FAIL_FAST_TMO as u32;
+}
+
+/// Connect options nvme-fabrics parsed (`struct nvmf_ctrl_options`).
+///
+/// # Invariants
+///
+/// Wraps a valid `nvmf_ctrl_options` whose string fields are NULL or
+/// NUL-terminated, alive and unchanged for as long as it is borrowed.
+#[repr(transparent)]
+pub(crate) struct CtrlOptions(Opaque<nb::nvmf_ctrl_options>);
+
+impl CtrlOptions {
+    /// # Safety
+    ///
+    /// `ptr` points to a valid `nvmf_ctrl_options` that outlives `'a` and
+    /// is not changed during `'a`.
+    unsafe fn from_raw<'a>(ptr: *mut nb::nvmf_ctrl_options) -> &'a Self {
+        // SAFETY: `CtrlOptions` is `repr(transparent)` over the C struct, and
+        // the caller guarantees validity for `'a`.
+        unsafe { &*ptr.cast::<Self>() }
+    }
+
+    fn raw(&self) -> &nb::nvmf_ctrl_options {
+        // SAFETY: by the type invariant the struct is valid and unchanged
+        // while `self` is borrowed.
+        unsafe { &*self.0.get() }
+    }
+
+    fn string(p: *mut c_char) -> Option<&'static CStr> {
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: by the type invariant non-NULL option strings are
+        // NUL-terminated. The 'static is narrowed by the callers, which only
+        // hand it out tied to `&self`.
+        Some(unsafe { CStr::from_char_ptr(p) })
+    }
+
+    /// `NVMF_OPT_*` bits the connect string set.
+    pub(crate) fn mask(&self) -> u32 {
+        self.raw().mask
+    }
+    /// `traddr=`.
+    pub(crate) fn traddr(&self) -> Option<&CStr> {
+        Self::string(self.raw().traddr)
+    }
+    /// `trsvcid=`.
+    pub(crate) fn trsvcid(&self) -> Option<&CStr> {
+        Self::string(self.raw().trsvcid)
+    }
+    /// `nqn=`: the subsystem NQN.
+    pub(crate) fn subsysnqn(&self) -> Option<&CStr> {
+        Self::string(self.raw().subsysnqn)
+    }
+}
+
+/// A registered nvme-fabrics transport; unregistered when dropped.
+///
+/// # Invariants
+///
+/// `ops` is registered with nvme-fabrics from the end of `register()` until
+/// `drop()`; it is pinned, so its address does not change meanwhile.
+#[pin_data(PinnedDrop)]
+pub(crate) struct Registration<T: Transport> {
+    #[pin]
+    ops: Opaque<nb::nvmf_transport_ops>,
+    _t: PhantomData<T>,
+}
+
+// SAFETY: once registered, `ops` is only read by nvme-fabrics under its own
+// lock; Rust code never touches it again until `drop()`.
+unsafe impl<T: Transport> Sync for Registration<T> {}
+// SAFETY: as for `Sync`; nothing in it is bound to a thread.
+unsafe impl<T: Transport> Send for Registration<T> {}
+
+impl<T: Transport> Registration<T> {
+    /// Registers transport `T`, owned by `module`.
+    pub(crate) fn register(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            ops <- Opaque::try_ffi_init(move |slot: *mut nb::nvmf_transport_ops| {
+                let ops = nb::nvmf_transport_ops {
+                    module: module.as_ptr(),
+                    name: T::NAME.as_char_ptr(),
+                    required_opts: T::REQUIRED_OPTS as c_int,
+                    allowed_opts: T::ALLOWED_OPTS as c_int,
+                    create_ctrl: Some(create_ctrl_callback::<T>),
+                    ..Default::default()
+                };
+                // SAFETY: `slot` is valid for writes (pin-init contract).
+                unsafe { slot.write(ops) };
+                // SAFETY: `slot` is initialised and pinned; `drop()`
+                // unregisters it before the memory goes away.
+                to_result(unsafe { nb::nvmf_register_transport(slot) })
+            }),
+            _t: PhantomData,
+        })
+    }
+}
+
+#[pinned_drop]
+impl<T: Transport> PinnedDrop for Registration<T> {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: by the type invariant `ops` is registered.
+        unsafe { nb::nvmf_unregister_transport(self.ops.get()) };
+    }
+}
+
+/// `nvmf_transport_ops.create_ctrl`.
+///
+/// # Safety
+///
+/// Called by `nvmf_create_ctrl()` with the fabrics device and the options it
+/// parsed, both valid for the duration of the call.
+unsafe extern "C" fn create_ctrl_callback<T: Transport>(
+    dev: *mut kernel::bindings::device,
+    opts: *mut nb::nvmf_ctrl_options,
+) -> *mut nb::nvme_ctrl {
+    // SAFETY: the caller passes a valid device for the call's duration.
+    let dev: &Device = unsafe { Device::from_raw(dev) };
+    // SAFETY: the caller passes parsed options, unchanged during the call.
+    let opts = unsafe { CtrlOptions::from_raw(opts) };
+    match T::create_ctrl(dev, opts) {
+        Ok(ctrl) => ctrl.0.as_ptr(),
+        Err(e) => e.to_ptr(),
+    }
+}

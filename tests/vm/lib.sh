@@ -1,0 +1,107 @@
+# Shared set-up for the VM tests; sourced by every tests/vm/t*.sh.
+# A test prints "# ..." diagnostics, exits 0 (pass), 1 (fail) or 4 (skip,
+# after printing "SKIP: reason"). Cleanups registered with on_exit run in
+# reverse order even when the test fails.
+# shellcheck shell=bash
+set -u
+
+NQN=${NQN:-nqn.2026-11.io.rnvme:test}
+TRADDR=127.0.0.1
+TRSVCID=${TRSVCID:-4420}
+NVMET=/sys/kernel/config/nvmet
+KVER=$(uname -r)
+C_NVME_TCP=/lib/modules/$KVER/kernel/drivers/nvme/host/nvme-tcp.ko
+
+_cleanups=()
+on_exit() { _cleanups+=("$*"); }
+_run_cleanups() {
+	local i
+	for ((i = ${#_cleanups[@]} - 1; i >= 0; i--)); do
+		eval "${_cleanups[$i]}" >/dev/null 2>&1 || true
+	done
+}
+trap _run_cleanups EXIT
+
+log()  { printf '# %s\n' "$*"; }
+fail() { printf '# FAIL: %s\n' "$*"; exit 1; }
+skip() { printf 'SKIP: %s\n' "$*"; exit 4; }
+# Runs a command, showing it and its output as diagnostics.
+run()  { log "\$ $*"; "$@" 2>&1 | sed 's/^/#   /'; return "${PIPESTATUS[0]}"; }
+
+# A mark in the kernel log, so a test can look only at what came after it.
+dmesg_mark() { _mark="rnvme-test-mark-$RANDOM$RANDOM"; echo "$_mark" >/dev/kmsg; }
+dmesg_since_mark() { dmesg | sed -n "/$_mark/,\$p"; }
+
+# The transport modules. Only one "tcp" transport may be registered.
+mod_loaded() { [ -d "/sys/module/$1" ]; }
+unload_transports() {
+	local m
+	for m in rnvme_tcp nvme_tcp; do
+		mod_loaded "$m" && { modprobe -r "$m" || rmmod "$m"; }
+	done
+	! mod_loaded rnvme_tcp && ! mod_loaded nvme_tcp
+}
+use_rust_driver() {
+	mod_loaded nvme_tcp && { modprobe -r nvme_tcp || return 1; }
+	mod_loaded rnvme_tcp || modprobe rnvme_tcp
+}
+# The C driver, loaded by path: modprobe's "nvme-tcp" resolves to rnvme_tcp.
+use_c_driver() {
+	mod_loaded rnvme_tcp && { modprobe -r rnvme_tcp || return 1; }
+	mod_loaded nvme_tcp && return 0
+	local dep
+	for dep in $(modinfo -F depends "$C_NVME_TCP" | tr ',' ' '); do modprobe "$dep" || return 1; done
+	insmod "$C_NVME_TCP"
+}
+
+# nvmet-tcp target on 127.0.0.1:$TRSVCID exporting a memory-backed brd disk.
+target_up() {
+	modprobe brd rd_nr=1 rd_size="${RD_SIZE_KB:-262144}" max_part=0 || return 1
+	modprobe nvmet-tcp || return 1
+	mkdir "$NVMET/subsystems/$NQN" || return 1
+	on_exit target_down
+	echo 1 >"$NVMET/subsystems/$NQN/attr_allow_any_host"
+	mkdir "$NVMET/subsystems/$NQN/namespaces/1"
+	echo -n /dev/ram0 >"$NVMET/subsystems/$NQN/namespaces/1/device_path"
+	echo 1 >"$NVMET/subsystems/$NQN/namespaces/1/enable" || return 1
+	mkdir "$NVMET/ports/1"
+	echo ipv4 >"$NVMET/ports/1/addr_adrfam"
+	echo tcp >"$NVMET/ports/1/addr_trtype"
+	echo "$TRADDR" >"$NVMET/ports/1/addr_traddr"
+	echo "$TRSVCID" >"$NVMET/ports/1/addr_trsvcid"
+	ln -s "$NVMET/subsystems/$NQN" "$NVMET/ports/1/subsystems/$NQN" || return 1
+}
+target_down() {
+	nvme disconnect -n "$NQN" >/dev/null 2>&1
+	rm -f "$NVMET/ports/1/subsystems/$NQN"
+	rmdir "$NVMET/ports/1" 2>/dev/null
+	[ -d "$NVMET/subsystems/$NQN/namespaces/1" ] && echo 0 >"$NVMET/subsystems/$NQN/namespaces/1/enable"
+	rmdir "$NVMET/subsystems/$NQN/namespaces/1" 2>/dev/null
+	rmdir "$NVMET/subsystems/$NQN" 2>/dev/null
+	modprobe -r nvmet-tcp nvmet 2>/dev/null
+	modprobe -r brd 2>/dev/null
+	return 0
+}
+target_listening() { grep -q ":$(printf '%04X' "$TRSVCID") 00000000:0000 0A" /proc/net/tcp; }
+
+# The nvme controller (nvmeN) connected to $NQN over tcp, if any.
+ctrl_for_nqn() {
+	local c
+	for c in /sys/class/nvme/nvme*; do
+		[ -e "$c/subsysnqn" ] || continue
+		[ "$(cat "$c/subsysnqn")" = "$NQN" ] && [ "$(cat "$c/transport")" = tcp ] && { basename "$c"; return 0; }
+	done
+	return 1
+}
+# The first namespace block device of controller $1, waiting for udev-less
+# device creation.
+ns_dev_of() {
+	local i d
+	for i in $(seq 50); do
+		for d in /sys/class/nvme/"$1"/"$1"n*; do
+			[ -e "$d" ] && [ -b "/dev/$(basename "$d")" ] && { echo "/dev/$(basename "$d")"; return 0; }
+		done
+		sleep 0.2
+	done
+	return 1
+}

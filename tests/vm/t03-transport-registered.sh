@@ -1,0 +1,13 @@
+#!/bin/bash
+# With rnvme_tcp loaded, "nvme connect -t tcp" reaches the Rust create_ctrl.
+. "$(dirname "$0")/lib.sh"
+use_rust_driver || fail "could not load rnvme_tcp"
+on_exit unload_transports
+dmesg_mark
+if run nvme connect -t tcp -a "$TRADDR" -s "$TRSVCID" -n "$NQN"; then
+	fail "connect succeeded, but controller creation is not implemented yet"
+fi
+dmesg_since_mark | grep -q "rnvme_tcp: connect to $TRADDR:$TRSVCID nqn $NQN: controller creation is not implemented yet" ||
+	fail "no create_ctrl line from rnvme_tcp in dmesg"
+ctrl_for_nqn >/dev/null && fail "a controller exists for $NQN"
+log "create_ctrl reached: $(dmesg_since_mark | grep -o 'rnvme_tcp: connect to.*' | head -n1)"
