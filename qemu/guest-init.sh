@@ -10,6 +10,7 @@ finish() {
 	echo "RNVME-EXIT=$1"
 	echo "$1" >/mnt/out/exit-status 2>/dev/null
 	sync
+	mount -o remount,ro / 2>/dev/null
 	echo o >/proc/sysrq-trigger
 	sleep 30
 }
@@ -26,7 +27,7 @@ hostname rnvme-vm
 
 # Modules: a writable copy so depmod can index rnvme_tcp.ko beside them.
 kver=$(uname -r)
-mount -t tmpfs tmpfs /lib/modules
+mkdir -p /lib/modules && mount -t tmpfs tmpfs /lib/modules
 cp -a /mnt/kmod/lib/modules/"$kver" /lib/modules/
 if [ -f /mnt/src/rnvme_tcp.ko ]; then
 	mkdir -p /lib/modules/"$kver"/extra

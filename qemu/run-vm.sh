@@ -33,7 +33,7 @@ img=$(rootfs_img)
 bzimage=$kdir/build/arch/x86/boot/bzImage
 
 # Problems on the console that fail a run even when the command passed.
-BAD_CONSOLE='Oops|BUG:|kernel BUG|Kernel panic|KASAN|UBSAN|general protection fault|possible circular locking|possible recursive locking|inconsistent lock state|lock held when returning|suspicious RCU usage|WARNING:|Call Trace'
+BAD_CONSOLE='Oops|BUG: |kernel BUG|Kernel panic|KASAN|UBSAN|general protection fault|possible circular locking|possible recursive locking|inconsistent lock state|lock held when returning|suspicious RCU usage|WARNING: CPU:|WARNING: at |cut here|Call Trace'
 
 # boot ACCEL OUTDIR TIMEOUT CMD -> qemu's status; guest status in OUTDIR/exit-status
 boot() {

@@ -14,8 +14,9 @@ impl Transport for TcpTransport {
     const NAME: &'static CStr = c"tcp";
     const REQUIRED_OPTS: u32 = opt::TRADDR;
     // Only options that are implemented are allowed; nvme-fabrics rejects
-    // the others by name ("invalid parameter").
-    const ALLOWED_OPTS: u32 = opt::TRSVCID;
+    // the others by name ("invalid parameter"). ctrl_loss_tmo is allowed
+    // because nvme-cli always sends it, so a plain connect reaches us.
+    const ALLOWED_OPTS: u32 = opt::TRSVCID | opt::CTRL_LOSS_TMO;
 
     fn create_ctrl(dev: &Device, opts: &CtrlOptions) -> Result<CtrlHandle> {
         dev_err!(

@@ -25,24 +25,16 @@ outabs=$(realpath -m "$out")
 mkdir -p "$(dirname "$outabs")"
 cd "$objtree"
 "$BINDGEN" "$header" \
-	--use-core --ctypes-prefix core::ffi --no-layout-tests --no-doc-comments \
+	--use-core --ctypes-prefix kernel::prelude --no-layout-tests --no-doc-comments \
 	--rust-target 1.85 --with-derive-default --no-debug '.*' \
 	--no-recursive-allowlist \
-	--allowlist-type 'nvme_tcp_.*' \
-	--allowlist-type 'nvmf_transport_ops' \
-	--allowlist-type 'nvmf_ctrl_options' \
+	--allowlist-type 'nvme_.*' \
+	--allowlist-type 'nvmf_.*' \
+	--allowlist-type 'opal_dev' --opaque-type 'opal_dev' \
 	--allowlist-function 'nvmf_register_transport' \
 	--allowlist-function 'nvmf_unregister_transport' \
 	--allowlist-function 'rnvme_.*' \
 	--allowlist-var 'NVMF_OPT_.*' \
 	--allowlist-var 'NVME_TCP_.*' \
-	--opaque-type 'nvme_ctrl' \
-	--opaque-type 'nvmf_host' \
-	--allowlist-type 'nvme_ctrl' \
-	--allowlist-type 'nvmf_host' \
-	--allowlist-type 'nvme_command' \
-	--allowlist-type 'nvme_completion' \
-	--opaque-type 'nvme_command' \
-	--opaque-type 'nvme_completion' \
 	-o "$outabs.tmp" -- "$@" -I"$srctree/drivers/nvme/host" -I"$(dirname "$header")"
 mv "$outabs.tmp" "$outabs"

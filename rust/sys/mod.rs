@@ -5,4 +5,3 @@
 
 pub(crate) mod bindings;
 pub(crate) mod fabrics;
-pub(crate) mod fmt;

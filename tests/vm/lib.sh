@@ -34,15 +34,14 @@ dmesg_since_mark() { dmesg | sed -n "/$_mark/,\$p"; }
 
 # The transport modules. Only one "tcp" transport may be registered.
 mod_loaded() { [ -d "/sys/module/$1" ]; }
+# The C module is removed with rmmod: for modprobe, "nvme_tcp" means rnvme_tcp.
 unload_transports() {
-	local m
-	for m in rnvme_tcp nvme_tcp; do
-		mod_loaded "$m" && { modprobe -r "$m" || rmmod "$m"; }
-	done
+	mod_loaded rnvme_tcp && modprobe -r rnvme_tcp
+	mod_loaded nvme_tcp && rmmod nvme_tcp
 	! mod_loaded rnvme_tcp && ! mod_loaded nvme_tcp
 }
 use_rust_driver() {
-	mod_loaded nvme_tcp && { modprobe -r nvme_tcp || return 1; }
+	mod_loaded nvme_tcp && { rmmod nvme_tcp || return 1; }
 	mod_loaded rnvme_tcp || modprobe rnvme_tcp
 }
 # The C driver, loaded by path: modprobe's "nvme-tcp" resolves to rnvme_tcp.

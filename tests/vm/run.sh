@@ -3,6 +3,7 @@
 # Also writes the KTAP to $KTAP_OUT (default /mnt/out/ktap.txt in the VM).
 # Exit status: 0 when no test failed.
 cd "$(dirname "$0")" || exit 2
+testdir=$PWD
 out=${KTAP_OUT:-/mnt/out/ktap.txt}
 : >"$out" 2>/dev/null || out=/dev/null
 per_test_timeout=${TEST_TIMEOUT:-600}
@@ -27,7 +28,8 @@ for f in "${tests[@]}"; do
 	n=$((n + 1))
 	name=${f%.sh}; name=${name#t[0-9][0-9]-}
 	start=$(date +%s)
-	output=$(timeout -k 10 "$per_test_timeout" bash "$f" 2>&1)
+	# Tests run from /tmp: the project share is read-only.
+	output=$(cd /tmp && timeout -k 10 "$per_test_timeout" bash "$testdir/$f" 2>&1)
 	rc=$?
 	secs=$(( $(date +%s) - start ))
 	while IFS= read -r line; do
