@@ -104,3 +104,12 @@ ns_dev_of() {
 	done
 	return 1
 }
+
+# fio with its summary lines as diagnostics; fails on any fio error.
+run_fio() {
+	local out rc
+	log "\$ fio $*"
+	out=$(fio --verify_state_save=0 "$@" 2>&1); rc=$?
+	grep -E 'err=|READ:|WRITE:|verify|fio:' <<<"$out" | sed 's/^ */#   /'
+	return $rc
+}
