@@ -20,3 +20,19 @@ struct request *rnvme_nvme_find_rq(struct blk_mq_tags *tags, u16 command_id);
 const char *rnvme_ctrl_name(struct nvme_ctrl *ctrl);
 
 #endif
+
+struct socket;
+struct net;
+struct sockaddr_storage;
+
+/* The network namespace of the task creating a controller (as the C driver). */
+struct net *rnvme_current_net(void);
+/*
+ * Socket options of an NVMe/TCP queue, exactly as nvme_tcp_alloc_queue()
+ * sets them: one SYN retry, TCP_NODELAY, no linger, 10 s receive timeout for
+ * the ICResp, atomic allocations, no task frags, memalloc, TOS if tos >= 0,
+ * and (with lockdep) the nvme socket lock classes.
+ */
+void rnvme_tcp_sock_setup(struct socket *sock, int tos);
+/* inet_pton_with_scope() for traddr/trsvcid, into *addr; returns errno. */
+int rnvme_parse_addr(const char *addr, const char *port, struct sockaddr_storage *out);

@@ -5,3 +5,5 @@
 
 pub(crate) mod bindings;
 pub(crate) mod fabrics;
+pub(crate) mod fmt;
+pub(crate) mod socket;
