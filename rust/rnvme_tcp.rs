@@ -6,6 +6,7 @@
 //! be registered at a time: the C `nvme_tcp` must not be loaded beside it.
 
 mod ctrl;
+mod queue;
 #[allow(unreachable_pub, dead_code)]
 mod proto;
 mod sys;
@@ -21,15 +22,20 @@ module! {
     alias: ["nvme-tcp"],
 }
 
+// Fields drop in order: the transport goes before the workqueue.
 #[pin_data]
 struct RnvmeTcpModule {
     #[pin]
     transport: sys::fabrics::Registration<ctrl::TcpTransport>,
+    _wq: sys::workqueue::Workqueue,
 }
 
 impl kernel::InPlaceModule for RnvmeTcpModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        ctrl::init_ops(module);
+        let wq = sys::workqueue::Workqueue::new();
         try_pin_init!(Self {
+            _wq: wq?,
             transport <- sys::fabrics::Registration::register(module),
         })
         .pin_chain(|_| {

@@ -34,6 +34,10 @@ cd "$objtree"
 	--allowlist-function 'nvmf_register_transport' \
 	--allowlist-function 'nvmf_unregister_transport' \
 	--allowlist-function 'rnvme_.*' \
+	--allowlist-type 'rnvme_.*' \
+	--allowlist-function 'nvme_.*' \
+	--allowlist-function 'nvmf_.*' \
+	--allowlist-var 'NVME_.*' \
 	--allowlist-var 'NVMF_OPT_.*' \
 	--allowlist-var 'NVME_TCP_.*' \
 	-o "$outabs.tmp" -- "$@" -I"$srctree/drivers/nvme/host" -I"$(dirname "$header")"

@@ -561,6 +561,81 @@ pub fn check_r2t(r: &R2T, sent: u32, total: u32) -> Result<(), ProtoError> {
     Ok(())
 }
 
+/// How a command's data travels (the SGL descriptor of its SQE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataPlacement {
+    /// No data: a null transport SGL.
+    None,
+    /// In-capsule data of this many bytes, at offset `icdoff`.
+    InCapsule { len: u32, icdoff: u32 },
+    /// Data moved by C2HData/R2T+H2CData: a transport SGL of this length.
+    Transport { len: u32 },
+}
+
+/// `NVME_CMD_SGL_METABUF`: the data pointer is an SGL.
+pub const CMD_SGL_METABUF: u8 = 1 << 6;
+const SGL_FMT_DATA_DESC: u8 = 0x00;
+const SGL_FMT_OFFSET: u8 = 0x01;
+const TRANSPORT_SGL_DATA_DESC: u8 = 0x5;
+
+/// Writes the SGL of `place` into an SQE (`dptr` at bytes 24..40) and marks
+/// the command as SGL-based, as `nvme_tcp_setup_cmd_pdu()` does.
+pub fn set_sgl(sqe: &mut [u8; SQE_LEN], place: DataPlacement) {
+    sqe[1] |= CMD_SGL_METABUF;
+    let (addr, len, ty) = match place {
+        DataPlacement::None => (0u64, 0u32, TRANSPORT_SGL_DATA_DESC << 4),
+        DataPlacement::InCapsule { len, icdoff } => (u64::from(icdoff), len, (SGL_FMT_DATA_DESC << 4) | SGL_FMT_OFFSET),
+        DataPlacement::Transport { len } => (0, len, TRANSPORT_SGL_DATA_DESC << 4),
+    };
+    sqe[24..32].copy_from_slice(&addr.to_le_bytes());
+    sqe[32..36].copy_from_slice(&len.to_le_bytes());
+    sqe[36..39].copy_from_slice(&[0; 3]);
+    sqe[39] = ty;
+}
+
+/// The common header of a command capsule carrying `inline_len` bytes of
+/// in-capsule data.
+pub fn cmd_header(digests: Digests, inline_len: u32) -> CommonHeader {
+    let hdr_total = (CMD_PDU_LEN + digests.hdgst_len()) as u32;
+    let has_data = inline_len > 0;
+    let ddgst = if has_data && digests.data { DIGEST_LEN as u32 } else { 0 };
+    CommonHeader {
+        pdu_type: PduType::Cmd as u8,
+        flags: (if digests.header { flags::HDGST } else { 0 }) | (if has_data && digests.data { flags::DDGST } else { 0 }),
+        hlen: CMD_PDU_LEN as u8,
+        pdo: if has_data { hdr_total as u8 } else { 0 },
+        plen: hdr_total + inline_len + ddgst,
+    }
+}
+
+/// An H2CData header answering an R2T.
+pub fn encode_h2c_data(
+    digests: Digests,
+    command_id: u16,
+    ttag: u16,
+    offset: u32,
+    len: u32,
+    last: bool,
+) -> [u8; DATA_PDU_LEN] {
+    let hdr_total = (DATA_PDU_LEN + digests.hdgst_len()) as u32;
+    let hdr = CommonHeader {
+        pdu_type: PduType::H2CData as u8,
+        flags: (if digests.header { flags::HDGST } else { 0 })
+            | (if digests.data { flags::DDGST } else { 0 })
+            | (if last { flags::DATA_LAST } else { 0 }),
+        hlen: DATA_PDU_LEN as u8,
+        pdo: hdr_total as u8,
+        plen: hdr_total + len + digests.ddgst_len() as u32,
+    };
+    let mut b = [0u8; DATA_PDU_LEN];
+    b[..HDR_LEN].copy_from_slice(&hdr.encode());
+    b[8..10].copy_from_slice(&command_id.to_le_bytes());
+    b[10..12].copy_from_slice(&ttag.to_le_bytes());
+    b[12..16].copy_from_slice(&offset.to_le_bytes());
+    b[16..20].copy_from_slice(&len.to_le_bytes());
+    b
+}
+
 /// Test and fuzz helpers that build target-side PDUs.
 #[cfg(test)]
 pub mod build {
@@ -793,6 +868,28 @@ mod tests {
         assert!(check_r2t(&r(0, 4096), 4096, 8192).is_err());
         assert!(check_r2t(&r(4096, 8192), 0, 8192).is_err());
         assert!(check_r2t(&r(u32::MAX, 2), 0, u32::MAX).is_err());
+    }
+
+    #[test]
+    fn sgl_and_capsule_headers() {
+        let mut sqe = [0u8; SQE_LEN];
+        set_sgl(&mut sqe, DataPlacement::InCapsule { len: 4096, icdoff: 0 });
+        assert_eq!(sqe[1], CMD_SGL_METABUF);
+        assert_eq!(&sqe[32..36], &4096u32.to_le_bytes());
+        assert_eq!(sqe[39], 0x01);
+        set_sgl(&mut sqe, DataPlacement::Transport { len: 65536 });
+        assert_eq!(sqe[39], 0x50);
+        assert_eq!(&sqe[24..32], &[0; 8]);
+        set_sgl(&mut sqe, DataPlacement::None);
+        assert_eq!(&sqe[32..36], &[0; 4]);
+        let d = Digests { header: true, data: true };
+        assert_eq!(cmd_header(d, 0), CommonHeader { pdu_type: 4, flags: 1, hlen: 72, pdo: 0, plen: 76 });
+        assert_eq!(cmd_header(d, 512), CommonHeader { pdu_type: 4, flags: 3, hlen: 72, pdo: 76, plen: 76 + 512 + 4 });
+        assert_eq!(cmd_header(Digests::default(), 8), CommonHeader { pdu_type: 4, flags: 0, hlen: 72, pdo: 72, plen: 80 });
+        let h = encode_h2c_data(Digests::default(), 7, 3, 8192, 4096, true);
+        assert_eq!(CommonHeader::parse(&[h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]),
+            CommonHeader { pdu_type: 6, flags: flags::DATA_LAST, hlen: 24, pdo: 24, plen: 24 + 4096 });
+        assert_eq!(&h[8..20], &[7, 0, 3, 0, 0, 0x20, 0, 0, 0, 0x10, 0, 0]);
     }
 
     #[test]

@@ -27,6 +27,17 @@ pub(crate) trait Transport {
 /// `0` points to an `nvme_ctrl` that nvme-core has initialised and owns.
 pub(crate) struct CtrlHandle(core::ptr::NonNull<nb::nvme_ctrl>);
 
+impl CtrlHandle {
+    /// # Safety
+    ///
+    /// `ctrl` is non-null and points to a controller nvme-core initialised
+    /// (`nvme_init_ctrl()` succeeded) and that is now handed to nvme-fabrics.
+    pub(crate) unsafe fn new(ctrl: *mut nb::nvme_ctrl) -> Self {
+        // SAFETY: non-null by the caller's guarantee.
+        Self(unsafe { core::ptr::NonNull::new_unchecked(ctrl) })
+    }
+}
+
 /// The `NVMF_OPT_*` bits, as `u32`.
 pub(crate) mod opt {
     use super::nb;
@@ -71,10 +82,11 @@ impl CtrlOptions {
         Some(unsafe { CStr::from_char_ptr(p) })
     }
 
-    /// `NVMF_OPT_*` bits the connect string set.
-    pub(crate) fn mask(&self) -> u32 {
-        self.raw().mask
+    /// The C struct, for nvme-core calls that take it.
+    pub(crate) fn as_raw(&self) -> *mut nb::nvmf_ctrl_options {
+        self.0.get()
     }
+
     /// `traddr=`.
     pub(crate) fn traddr(&self) -> Option<&CStr> {
         Self::string(self.raw().traddr)

@@ -7,7 +7,13 @@
 #include <net/sock.h>
 #include <net/tcp.h>
 #include <net/ip.h>
+#include <linux/workqueue.h>
+#include <linux/uio.h>
+#include <linux/bvec.h>
+#include <linux/iov_iter.h>
+#include <linux/crc32.h>
 #include "nvme.h"
+#include "fabrics.h"
 #include "helpers.h"
 
 u16 rnvme_nvme_cid(struct request *rq)
@@ -79,4 +85,239 @@ void rnvme_tcp_sock_setup(struct socket *sock, int tos)
 int rnvme_parse_addr(const char *addr, const char *port, struct sockaddr_storage *out)
 {
 	return inet_pton_with_scope(&init_net, AF_UNSPEC, addr, port, out);
+}
+
+static struct workqueue_struct *rnvme_wq;
+
+int rnvme_wq_init(void)
+{
+	rnvme_wq = alloc_workqueue("rnvme_tcp_wq", WQ_MEM_RECLAIM | WQ_HIGHPRI | WQ_PERCPU, 0);
+	return rnvme_wq ? 0 : -ENOMEM;
+}
+
+void rnvme_wq_destroy(void)
+{
+	destroy_workqueue(rnvme_wq);
+}
+
+void rnvme_init_work(struct work_struct *work, void (*fn)(struct work_struct *))
+{
+	INIT_WORK(work, fn);
+}
+
+bool rnvme_queue_work(struct work_struct *work, int cpu)
+{
+	return queue_work_on(cpu, rnvme_wq, work);
+}
+
+static void rnvme_data_ready(struct sock *sk)
+{
+	struct rnvme_sk_ctx *ctx;
+
+	read_lock_bh(&sk->sk_callback_lock);
+	ctx = sk->sk_user_data;
+	if (likely(ctx && READ_ONCE(ctx->rd_enabled)))
+		queue_work_on(ctx->io_cpu, rnvme_wq, ctx->io_work);
+	read_unlock_bh(&sk->sk_callback_lock);
+}
+
+static void rnvme_write_space(struct sock *sk)
+{
+	struct rnvme_sk_ctx *ctx;
+
+	read_lock_bh(&sk->sk_callback_lock);
+	ctx = sk->sk_user_data;
+	if (likely(ctx && sk_stream_is_writeable(sk))) {
+		clear_bit(SOCK_NOSPACE, &sk->sk_socket->flags);
+		queue_work_on(ctx->io_cpu, rnvme_wq, ctx->io_work);
+	}
+	read_unlock_bh(&sk->sk_callback_lock);
+}
+
+static void rnvme_state_change(struct sock *sk)
+{
+	struct rnvme_sk_ctx *ctx;
+
+	read_lock_bh(&sk->sk_callback_lock);
+	ctx = sk->sk_user_data;
+	if (ctx) {
+		switch (sk->sk_state) {
+		case TCP_CLOSE:
+		case TCP_CLOSE_WAIT:
+		case TCP_LAST_ACK:
+		case TCP_FIN_WAIT1:
+		case TCP_FIN_WAIT2:
+			ctx->error(ctx->queue);
+			break;
+		default:
+			break;
+		}
+		ctx->saved_state_change(sk);
+	}
+	read_unlock_bh(&sk->sk_callback_lock);
+}
+
+void rnvme_sock_install(struct socket *sock, struct rnvme_sk_ctx *ctx)
+{
+	struct sock *sk = sock->sk;
+
+	write_lock_bh(&sk->sk_callback_lock);
+	sk->sk_user_data = ctx;
+	ctx->saved_data_ready = sk->sk_data_ready;
+	ctx->saved_write_space = sk->sk_write_space;
+	ctx->saved_state_change = sk->sk_state_change;
+	sk->sk_data_ready = rnvme_data_ready;
+	sk->sk_write_space = rnvme_write_space;
+	sk->sk_state_change = rnvme_state_change;
+	write_unlock_bh(&sk->sk_callback_lock);
+}
+
+void rnvme_sock_restore(struct socket *sock, struct rnvme_sk_ctx *ctx)
+{
+	struct sock *sk = sock->sk;
+
+	write_lock_bh(&sk->sk_callback_lock);
+	if (sk->sk_user_data == ctx) {
+		sk->sk_user_data = NULL;
+		sk->sk_data_ready = ctx->saved_data_ready;
+		sk->sk_write_space = ctx->saved_write_space;
+		sk->sk_state_change = ctx->saved_state_change;
+	}
+	write_unlock_bh(&sk->sk_callback_lock);
+}
+
+bool rnvme_sock_writeable(struct socket *sock)
+{
+	return sk_stream_is_writeable(sock->sk);
+}
+
+void rnvme_rq_init_iter(struct iov_iter *it, struct request *rq, struct bio *bio, unsigned int dir)
+{
+	if (rq->rq_flags & RQF_SPECIAL_PAYLOAD) {
+		iov_iter_bvec(it, dir, &rq->special_vec, 1, blk_rq_payload_bytes(rq));
+		it->iov_offset = 0;
+	} else {
+		struct bvec_iter bi;
+		struct bio_vec bv;
+		int nr_bvec = 0;
+
+		bio_for_each_bvec(bv, bio, bi)
+			nr_bvec++;
+		iov_iter_bvec(it, dir, __bvec_iter_bvec(bio->bi_io_vec, bio->bi_iter), nr_bvec,
+			      bio->bi_iter.bi_size);
+		it->iov_offset = bio->bi_iter.bi_offset;
+	}
+}
+
+size_t rnvme_iov_iter_count(const struct iov_iter *it)
+{
+	return iov_iter_count(it);
+}
+
+unsigned int rnvme_rq_payload_bytes(struct request *rq)
+{
+	return blk_rq_nr_phys_segments(rq) ? blk_rq_payload_bytes(rq) : 0;
+}
+
+bool rnvme_rq_is_write(struct request *rq)
+{
+	return rq_data_dir(rq) == WRITE;
+}
+
+bool rnvme_nvme_check_ready(struct nvme_ctrl *ctrl, struct request *rq, bool queue_live)
+{
+	return nvme_check_ready(ctrl, rq, queue_live);
+}
+
+int rnvme_setup_cmd(struct blk_mq_hw_ctx *hctx, struct request *rq)
+{
+	blk_status_t st = nvme_setup_cmd(hctx->queue->queuedata, rq);
+
+	if (st == BLK_STS_OK)
+		return 0;
+	return blk_status_to_errno(st) ?: -EIO;
+}
+
+void rnvme_end_request(struct request *rq, __le16 status, __le64 result)
+{
+	union nvme_result res = { .u64 = result };
+
+	if (!nvme_try_complete_req(rq, status, res))
+		nvme_complete_rq(rq);
+}
+
+void rnvme_abort_request(struct request *rq)
+{
+	if (blk_mq_request_completed(rq))
+		return;
+	nvme_req(rq)->status = NVME_SC_HOST_ABORTED_CMD;
+	nvme_req(rq)->flags |= NVME_REQ_CANCELLED;
+	blk_mq_complete_request(rq);
+}
+
+bool rnvme_llist_add(struct llist_node *node, struct llist_head *head)
+{
+	return llist_add(node, head);
+}
+
+struct llist_node *rnvme_llist_del_all(struct llist_head *head)
+{
+	return llist_del_all(head);
+}
+
+void rnvme_init_llist_head(struct llist_head *head)
+{
+	init_llist_head(head);
+}
+
+unsigned int rnvme_nvmf_nr_io_queues(struct nvmf_ctrl_options *opts)
+{
+	return nvmf_nr_io_queues(opts);
+}
+
+struct device *rnvme_ctrl_device(struct nvme_ctrl *ctrl)
+{
+	return ctrl->device;
+}
+
+void rnvme_iov_iter_truncate(struct iov_iter *it, size_t count)
+{
+	iov_iter_truncate(it, count);
+}
+
+static size_t rnvme_crc_step(void *base, size_t progress, size_t len, void *priv, void *priv2)
+{
+	u32 *crcp = priv;
+
+	*crcp = crc32c(*crcp, base, len);
+	return 0;
+}
+
+u32 rnvme_iter_crc32c(const struct iov_iter *it, size_t n, u32 crc)
+{
+	struct iov_iter tmp = *it;
+	int err = 0;
+
+	iterate_and_advance_kernel(&tmp, n, &crc, &err, rnvme_crc_step);
+	return crc;
+}
+
+u32 rnvme_crc32c(u32 crc, const void *p, size_t len)
+{
+	return crc32c(crc, p, len);
+}
+
+void rnvme_start_request(struct request *rq)
+{
+	nvme_start_request(rq);
+}
+
+void rnvme_put_ctrl(struct nvme_ctrl *ctrl)
+{
+	nvme_put_ctrl(ctrl);
+}
+
+void rnvme_complete_timed_out_request(struct request *rq)
+{
+	nvmf_complete_timed_out_request(rq);
 }

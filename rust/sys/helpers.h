@@ -19,7 +19,6 @@ struct request *rnvme_nvme_find_rq(struct blk_mq_tags *tags, u16 command_id);
 /* dev_name(ctrl->device): "nvmeN", for log lines. */
 const char *rnvme_ctrl_name(struct nvme_ctrl *ctrl);
 
-#endif
 
 struct socket;
 struct net;
@@ -36,3 +35,73 @@ struct net *rnvme_current_net(void);
 void rnvme_tcp_sock_setup(struct socket *sock, int tos);
 /* inet_pton_with_scope() for traddr/trsvcid, into *addr; returns errno. */
 int rnvme_parse_addr(const char *addr, const char *port, struct sockaddr_storage *out);
+
+struct work_struct;
+struct sock;
+struct iov_iter;
+struct bio;
+struct blk_mq_hw_ctx;
+
+/* The module's workqueue (WQ_MEM_RECLAIM | WQ_HIGHPRI, as nvme_tcp_wq). */
+int rnvme_wq_init(void);
+void rnvme_wq_destroy(void);
+void rnvme_init_work(struct work_struct *work, void (*fn)(struct work_struct *));
+/* queue_work_on(cpu, rnvme_wq, work). */
+bool rnvme_queue_work(struct work_struct *work, int cpu);
+
+/*
+ * What a queue's socket callbacks need, reached through sk_user_data under
+ * sk_callback_lock (the callbacks run in softirq context): the queue's
+ * io_work to kick and the function that starts error recovery.
+ */
+struct rnvme_sk_ctx {
+	struct work_struct *io_work;
+	int io_cpu;
+	bool rd_enabled;
+	void *queue;
+	void (*error)(void *queue);
+	void (*saved_data_ready)(struct sock *sk);
+	void (*saved_write_space)(struct sock *sk);
+	void (*saved_state_change)(struct sock *sk);
+};
+void rnvme_sock_install(struct socket *sock, struct rnvme_sk_ctx *ctx);
+void rnvme_sock_restore(struct socket *sock, struct rnvme_sk_ctx *ctx);
+bool rnvme_sock_writeable(struct socket *sock);
+
+/* nvme_tcp_init_iter(): an iterator over `bio` (or the special payload). */
+void rnvme_rq_init_iter(struct iov_iter *it, struct request *rq, struct bio *bio, unsigned int dir);
+size_t rnvme_iov_iter_count(const struct iov_iter *it);
+unsigned int rnvme_rq_payload_bytes(struct request *rq);
+bool rnvme_rq_is_write(struct request *rq);
+bool rnvme_nvme_check_ready(struct nvme_ctrl *ctrl, struct request *rq, bool queue_live);
+/* nvme_setup_cmd() with the namespace of hctx's queue. */
+int rnvme_setup_cmd(struct blk_mq_hw_ctx *hctx, struct request *rq);
+/* nvme_try_complete_req() or nvme_complete_rq(), as nvme_tcp_end_request(). */
+void rnvme_end_request(struct request *rq, __le16 status, __le64 result);
+/* Fails a request not yet completed, from the timeout handler. */
+void rnvme_abort_request(struct request *rq);
+
+struct llist_node;
+struct llist_head;
+struct nvmf_ctrl_options;
+/* llist_add()/llist_del_all()/init_llist_head(), static inlines. */
+bool rnvme_llist_add(struct llist_node *node, struct llist_head *head);
+struct llist_node *rnvme_llist_del_all(struct llist_head *head);
+void rnvme_init_llist_head(struct llist_head *head);
+/* nvmf_nr_io_queues(). */
+unsigned int rnvme_nvmf_nr_io_queues(struct nvmf_ctrl_options *opts);
+/* The address of ctrl->device's kobject name, for logs (dev_name()). */
+struct device *rnvme_ctrl_device(struct nvme_ctrl *ctrl);
+
+void rnvme_iov_iter_truncate(struct iov_iter *it, size_t count);
+/* crc32c() over the first n bytes an iterator covers (the data digest). */
+u32 rnvme_iter_crc32c(const struct iov_iter *it, size_t n, u32 crc);
+u32 rnvme_crc32c(u32 crc, const void *p, size_t len);
+/* nvme_start_request(). */
+void rnvme_start_request(struct request *rq);
+
+/* nvme_put_ctrl(), nvmf_complete_timed_out_request(). */
+void rnvme_put_ctrl(struct nvme_ctrl *ctrl);
+void rnvme_complete_timed_out_request(struct request *rq);
+
+#endif

@@ -7,3 +7,4 @@ pub(crate) mod bindings;
 pub(crate) mod fabrics;
 pub(crate) mod fmt;
 pub(crate) mod socket;
+pub(crate) mod workqueue;

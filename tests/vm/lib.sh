@@ -55,7 +55,7 @@ use_c_driver() {
 
 # nvmet-tcp target on 127.0.0.1:$TRSVCID exporting a memory-backed brd disk.
 target_up() {
-	modprobe brd rd_nr=1 rd_size="${RD_SIZE_KB:-262144}" max_part=0 || return 1
+	modprobe brd rd_nr=1 rd_size="${RD_SIZE_KB:-524288}" max_part=0 || return 1
 	modprobe nvmet-tcp || return 1
 	mkdir "$NVMET/subsystems/$NQN" || return 1
 	on_exit target_down
@@ -111,5 +111,24 @@ run_fio() {
 	log "\$ fio $*"
 	out=$(fio --verify_state_save=0 "$@" 2>&1); rc=$?
 	grep -E 'err=|READ:|WRITE:|verify|fio:' <<<"$out" | sed 's/^ */#   /'
-	return $rc
+	[ $rc -eq 0 ] || return $rc
+	# A job that did no I/O (say, an offset past the end) reports no err= line.
+	grep -q 'err= 0' <<<"$out" || { log "fio ran no job"; return 1; }
+}
+
+# The controller for $NQN is served by rnvme_tcp: the C driver is not
+# loaded, each Rust controller holds a reference on rnvme_tcp, and nvme-core
+# logged our "new ctrl" line for it.
+assert_rust_ctrl() {
+	local ctrl=$1
+	mod_loaded nvme_tcp && { log "the C nvme_tcp is loaded"; return 1; }
+	[ "$(cat /sys/module/rnvme_tcp/refcnt 2>/dev/null || echo 0)" -gt 0 ] || { log "rnvme_tcp holds no controller"; return 1; }
+	dmesg | grep -q "nvme $ctrl: new ctrl: NQN \"$NQN\".*(rnvme_tcp, recvmsg receive path)" || { log "no rnvme_tcp new-ctrl line for $ctrl"; return 1; }
+}
+
+# Connects with the Rust transport; prints the controller name.
+rust_connect() {
+	use_rust_driver || return 1
+	nvme connect -t tcp -a "$TRADDR" -s "$TRSVCID" -n "$NQN" "$@" >/dev/null || return 1
+	ctrl_for_nqn
 }

@@ -1,0 +1,638 @@
+// SPDX-License-Identifier: GPL-2.0
+//! One NVMe/TCP queue: its socket, `io_work`, the send path and the
+//! recvmsg receive path.
+//!
+//! `io_work` is the only context that touches a queue's send and receive
+//! state (a work item never runs concurrently with itself); `queue_rq`
+//! hands requests over through a lock-free list, as the C driver does.
+
+use crate::ctrl::TcpCtrl;
+use crate::proto::errno;
+use crate::proto::pdu::{self, Digests};
+use crate::proto::recv::{self, Event, QueueIo, RecvError, RecvMachine};
+use crate::sys::bindings as nb;
+use crate::sys::fmt::Shown;
+use crate::sys::socket::TcpSocket;
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicBool, Ordering};
+use kernel::{bindings as kb, prelude::*};
+
+/// `WORK_CPU_UNBOUND`.
+const WORK_CPU_UNBOUND: c_int = kb::NR_CPUS as c_int;
+/// Time budget of one `io_work` run, as the C driver's 1 ms.
+const IO_WORK_BUDGET_NS: i64 = 1_000_000;
+
+/// Where a request is on the send path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SendState {
+    /// Sending the command capsule header; `off` bytes are out.
+    Cmd { off: usize },
+    /// Sending in-capsule data from the request's pages.
+    InlineData,
+    /// Sending an H2CData header; `off` bytes are out.
+    H2CHeader { off: usize },
+    /// Sending H2CData payload.
+    H2CData,
+}
+
+/// The command capsule of a request, 8-byte aligned so the SQE at offset 8
+/// is a valid `struct nvme_command`.
+#[repr(C, align(8))]
+pub(crate) struct CmdPdu(pub(crate) [u8; pdu::CMD_PDU_LEN + pdu::DIGEST_LEN]);
+
+/// Per-request driver data (the blk-mq PDU, `cmd_size` bytes).
+///
+/// `nreq` comes first: nvme-core finds it with `nvme_req(rq)`, which is
+/// `blk_mq_rq_to_pdu(rq)`.
+#[repr(C)]
+pub(crate) struct TcpRequest {
+    pub(crate) nreq: nb::nvme_request,
+    pub(crate) cmd: CmdPdu,
+    pub(crate) h2c: [u8; pdu::DATA_PDU_LEN + pdu::DIGEST_LEN],
+    pub(crate) queue: *mut Queue,
+    pub(crate) lentry: kb::llist_node,
+    pub(crate) next: *mut TcpRequest,
+    pub(crate) data_len: u32,
+    pub(crate) inline_len: u32,
+    pub(crate) data_sent: u32,
+    pub(crate) data_recvd: u32,
+    pub(crate) send: SendState,
+    pub(crate) h2c_offset: u32,
+    pub(crate) h2c_left: u32,
+    pub(crate) r2t_left: u32,
+    pub(crate) ttag: u16,
+    pub(crate) status: u16,
+    pub(crate) curr_bio: *mut kb::bio,
+    pub(crate) iter: kb::iov_iter,
+}
+
+impl TcpRequest {
+    /// The request of this driver data.
+    pub(crate) fn rq(&mut self) -> *mut kb::request {
+        // SAFETY: a `TcpRequest` only exists as the blk-mq PDU of a request.
+        unsafe { kb::blk_mq_rq_from_pdu((self as *mut Self).cast()) }
+    }
+
+    /// The 64-byte SQE inside the command capsule.
+    pub(crate) fn sqe(&mut self) -> &mut [u8; pdu::SQE_LEN] {
+        let s = &mut self.cmd.0[pdu::HDR_LEN..pdu::HDR_LEN + pdu::SQE_LEN];
+        // The slice is exactly SQE_LEN bytes long.
+        match s.try_into() {
+            Ok(a) => a,
+            Err(_) => unreachable!(),
+        }
+    }
+
+    /// Sets up `iter` over the request's current bio (or special payload).
+    fn init_iter(&mut self, dir: c_uint) {
+        let rq = self.rq();
+        // SAFETY: `rq` is live while the request is in flight, and
+        // `curr_bio` is one of its bios (or unused for special payloads).
+        unsafe { nb::rnvme_rq_init_iter((&raw mut self.iter).cast(), rq.cast(), self.curr_bio.cast(), dir) };
+    }
+
+    /// Moves `iter` to the next bio when the current one is used up.
+    /// Returns false when there is none: the target sent or asked for more
+    /// than the request holds.
+    fn next_bio_if_done(&mut self, dir: c_uint) -> bool {
+        // SAFETY: `iter` was set up by `init_iter`.
+        if unsafe { nb::rnvme_iov_iter_count((&raw const self.iter).cast()) } != 0 {
+            return true;
+        }
+        if self.curr_bio.is_null() {
+            return false;
+        }
+        // SAFETY: `curr_bio` is a bio of the in-flight request.
+        let next = unsafe { (*self.curr_bio).bi_next };
+        if next.is_null() {
+            return false;
+        }
+        self.curr_bio = next;
+        self.init_iter(dir);
+        true
+    }
+}
+
+/// One queue of a controller.
+///
+/// # Invariants
+///
+/// Lives inside `TcpCtrl::queues`, which is allocated once per controller
+/// and never moves, so the raw pointers to it (`sk_ctx.queue`, the
+/// requests' `queue`, the work item) stay valid while it is allocated.
+pub(crate) struct Queue {
+    pub(crate) ctrl: *mut TcpCtrl,
+    pub(crate) qid: u16,
+    pub(crate) sock: Option<TcpSocket>,
+    pub(crate) sk_ctx: nb::rnvme_sk_ctx,
+    pub(crate) io_work: kb::work_struct,
+    pub(crate) req_list: kb::llist_head,
+    /// FIFO of requests to send, owned by io_work.
+    send_head: *mut TcpRequest,
+    send_tail: *mut TcpRequest,
+    /// The request being sent, owned by io_work.
+    cur: *mut TcpRequest,
+    machine: RecvMachine,
+    /// The request of the current C2HData phase, owned by io_work.
+    data_req: *mut TcpRequest,
+    /// The data phase's msghdr: set up once per phase (and per bio).
+    data_msg: kb::msghdr,
+    pub(crate) digests: Digests,
+    pub(crate) maxh2cdata: u32,
+    pub(crate) cmnd_capsule_len: u32,
+    pub(crate) live: AtomicBool,
+    pub(crate) allocated: bool,
+}
+
+impl Queue {
+    /// A queue not yet connected.
+    pub(crate) fn new(ctrl: *mut TcpCtrl, qid: u16) -> Self {
+        Self {
+            ctrl,
+            qid,
+            sock: None,
+            sk_ctx: Default::default(),
+            io_work: Default::default(),
+            req_list: Default::default(),
+            send_head: null_mut(),
+            send_tail: null_mut(),
+            cur: null_mut(),
+            machine: RecvMachine::new(Digests { header: false, data: false }),
+            data_req: null_mut(),
+            data_msg: Default::default(),
+            digests: Digests::default(),
+            maxh2cdata: 0,
+            cmnd_capsule_len: 0,
+            live: AtomicBool::new(false),
+            allocated: false,
+        }
+    }
+
+    fn ctrl(&self) -> &TcpCtrl {
+        // SAFETY: the controller owns its queues and outlives them.
+        unsafe { &*self.ctrl }
+    }
+
+    fn dev(&self) -> &kernel::device::Device {
+        self.ctrl().device()
+    }
+
+    /// Connects the socket and installs the callbacks (C:
+    /// `nvme_tcp_alloc_queue`); the queue is not live yet.
+    pub(crate) fn alloc(&mut self, sock: TcpSocket, icresp: pdu::IcResp) {
+        self.sock = Some(sock);
+        self.digests = icresp.digests;
+        self.maxh2cdata = icresp.maxh2cdata;
+        self.machine.reset(icresp.digests);
+        self.data_req = null_mut();
+        self.cur = null_mut();
+        self.send_head = null_mut();
+        self.send_tail = null_mut();
+        // SAFETY: `req_list` and `io_work` are ours and not in use yet.
+        unsafe {
+            nb::rnvme_init_llist_head((&raw mut self.req_list).cast());
+            nb::rnvme_init_work((&raw mut self.io_work).cast(), Some(io_work_fn));
+        }
+        self.allocated = true;
+    }
+
+    /// Starts receiving: hooks the socket callbacks up to io_work.
+    pub(crate) fn start_io(&mut self) {
+        let me: *mut Queue = self;
+        self.sk_ctx.io_work = (&raw mut self.io_work).cast();
+        self.sk_ctx.io_cpu = WORK_CPU_UNBOUND;
+        self.sk_ctx.rd_enabled = true;
+        self.sk_ctx.queue = me.cast();
+        self.sk_ctx.error = Some(sk_error_fn);
+        if let Some(s) = &self.sock {
+            // SAFETY: the socket is connected and `sk_ctx` lives as long as
+            // the queue (type invariant); `stop` restores the callbacks.
+            unsafe { nb::rnvme_sock_install(s.as_raw().cast(), &raw mut self.sk_ctx) };
+        }
+    }
+
+    /// Stops the queue (C: `__nvme_tcp_stop_queue`): no more receives,
+    /// callbacks restored, socket shut down, io_work finished.
+    pub(crate) fn stop(&mut self) {
+        if !self.allocated {
+            return;
+        }
+        self.live.store(false, Ordering::SeqCst);
+        // SAFETY: plain store to a flag the callbacks read with READ_ONCE.
+        unsafe { core::ptr::write_volatile(&raw mut self.sk_ctx.rd_enabled, false) };
+        if let Some(s) = &self.sock {
+            // SAFETY: the socket is valid; restoring is idempotent.
+            unsafe {
+                nb::rnvme_sock_restore(s.as_raw().cast(), &raw mut self.sk_ctx);
+                kb::kernel_sock_shutdown(s.as_raw(), kb::sock_shutdown_cmd_SHUT_RDWR);
+            }
+        }
+        // SAFETY: `io_work` was initialised in `alloc`.
+        unsafe { kb::cancel_work_sync(&raw mut self.io_work) };
+    }
+
+    /// Releases the socket (C: `nvme_tcp_free_queue`).
+    pub(crate) fn free(&mut self) {
+        if !self.allocated {
+            return;
+        }
+        self.sock = None;
+        self.allocated = false;
+    }
+
+    /// Hands a request to io_work (from queue_rq).
+    pub(crate) fn queue_request(&mut self, req: &mut TcpRequest) {
+        // SAFETY: `lentry` is the request's own node and `req_list` was
+        // initialised in `alloc`; llist_add is safe against concurrent adds.
+        unsafe {
+            nb::rnvme_llist_add((&raw mut req.lentry).cast(), (&raw mut self.req_list).cast());
+            nb::rnvme_queue_work((&raw mut self.io_work).cast(), self.sk_ctx.io_cpu);
+        }
+    }
+
+    /// Moves newly queued requests onto io_work's FIFO.
+    fn take_new_requests(&mut self) {
+        // SAFETY: `req_list` is initialised; taking all is safe against adds.
+        let mut node = unsafe { nb::rnvme_llist_del_all((&raw mut self.req_list).cast()) };
+        if node.is_null() {
+            return;
+        }
+        // SAFETY: the nodes came off our list, now owned by us.
+        node = unsafe { kb::llist_reverse_order(node.cast()) }.cast();
+        while !node.is_null() {
+            let off = core::mem::offset_of!(TcpRequest, lentry);
+            // SAFETY: every node on `req_list` is the `lentry` of a request.
+            let req = unsafe { node.cast::<u8>().sub(off).cast::<TcpRequest>() };
+            // SAFETY: as above; `next` is read before we relink.
+            node = unsafe { (*node).next }.cast();
+            self.push_send(req);
+        }
+    }
+
+    fn push_send(&mut self, req: *mut TcpRequest) {
+        // SAFETY: `req` is an in-flight request owned by this queue's io_work.
+        unsafe { (*req).next = null_mut() };
+        if self.send_tail.is_null() {
+            self.send_head = req;
+        } else {
+            // SAFETY: `send_tail` is on our FIFO.
+            unsafe { (*self.send_tail).next = req };
+        }
+        self.send_tail = req;
+    }
+
+    fn pop_send(&mut self) -> *mut TcpRequest {
+        let req = self.send_head;
+        if !req.is_null() {
+            // SAFETY: `req` is on our FIFO.
+            self.send_head = unsafe { (*req).next };
+            if self.send_head.is_null() {
+                self.send_tail = null_mut();
+            }
+        }
+        req
+    }
+
+    fn sock(&self) -> Result<&TcpSocket, c_int> {
+        self.sock.as_ref().ok_or(-(errno::ENOTCONN))
+    }
+
+    /// Sends `buf` without blocking; returns bytes sent.
+    fn send_buf(&self, buf: &[u8], more: bool) -> Result<usize, c_int> {
+        let sock = self.sock()?;
+        let mut iov = kb::kvec { iov_base: buf.as_ptr().cast_mut().cast(), iov_len: buf.len() };
+        let flags = kb::MSG_DONTWAIT | if more { kb::MSG_MORE } else { kb::MSG_EOR };
+        let mut msg = kb::msghdr { msg_flags: flags as _, ..Default::default() };
+        // SAFETY: `iov` covers `buf`, alive for the call.
+        let n = unsafe { kb::kernel_sendmsg(sock.as_raw(), &mut msg, &mut iov, 1, buf.len()) };
+        if n < 0 { Err(n) } else { Ok(n as usize) }
+    }
+
+    /// Sends up to `len` bytes of the request's data from its iterator.
+    fn send_data(&self, req: &mut TcpRequest, len: usize, more: bool) -> Result<usize, c_int> {
+        let sock = self.sock()?;
+        if !req.next_bio_if_done(kb::ITER_SOURCE) {
+            return Err(-(errno::EIO));
+        }
+        let mut msg = kb::msghdr::default();
+        msg.msg_iter = copy_iter(&req.iter);
+        // SAFETY: `msg_iter` is a copy of the request's iterator.
+        let avail = unsafe { nb::rnvme_iov_iter_count((&raw const msg.msg_iter).cast()) };
+        let len = len.min(avail);
+        // SAFETY: truncating a private copy of the iterator.
+        unsafe { nb::rnvme_iov_iter_truncate((&raw mut msg.msg_iter).cast(), len) };
+        msg.msg_flags = (kb::MSG_DONTWAIT | if more { kb::MSG_MORE } else { kb::MSG_EOR }) as _;
+        // SAFETY: the iterator covers the request's pages, pinned while the
+        // request is in flight.
+        let n = unsafe { kb::sock_sendmsg(sock.as_raw(), &mut msg) };
+        if n <= 0 {
+            return if n == 0 { Err(-(errno::EAGAIN)) } else { Err(n) };
+        }
+        // SAFETY: advancing the request's own iterator by what was sent.
+        unsafe { kb::iov_iter_advance(&raw mut req.iter, n as usize) };
+        Ok(n as usize)
+    }
+
+    /// Prepares the next H2CData PDU of the current R2T.
+    fn setup_h2c(&mut self, req: &mut TcpRequest) {
+        let len = req.r2t_left.min(self.maxh2cdata);
+        req.r2t_left -= len;
+        req.h2c_left = len;
+        let last = req.r2t_left == 0;
+        // SAFETY: the request is in flight.
+        let cid = unsafe { nb::rnvme_nvme_cid(req.rq().cast()) };
+        let h = pdu::encode_h2c_data(self.digests, cid, req.ttag, req.h2c_offset, len, last);
+        req.h2c[..pdu::DATA_PDU_LEN].copy_from_slice(&h);
+        req.send = SendState::H2CHeader { off: 0 };
+    }
+
+    /// Sends what it can of the current request. `Ok(true)` when progress
+    /// was made, `Ok(false)` when there is nothing to send or the socket is
+    /// full.
+    fn try_send(&mut self) -> Result<bool, c_int> {
+        if self.cur.is_null() {
+            self.take_new_requests();
+            self.cur = self.pop_send();
+            if self.cur.is_null() {
+                return Ok(false);
+            }
+        }
+        // SAFETY: `cur` is an in-flight request owned by io_work.
+        let req = unsafe { &mut *self.cur };
+        let more = !self.send_head.is_null();
+        let r = match req.send {
+            SendState::Cmd { off } => {
+                let total = pdu::CMD_PDU_LEN + self.digests.hdgst_len();
+                let inline = req.inline_len > 0;
+                let buf = &req.cmd.0[off..total];
+                let n = self.send_buf(buf, inline || more)?;
+                if off + n == total {
+                    if inline {
+                        req.send = SendState::InlineData;
+                    } else {
+                        self.cur = null_mut();
+                    }
+                } else {
+                    req.send = SendState::Cmd { off: off + n };
+                }
+                n > 0
+            }
+            SendState::InlineData => {
+                let left = (req.inline_len - req.data_sent) as usize;
+                let n = self.send_data(req, left, more)?;
+                req.data_sent += n as u32;
+                if req.data_sent == req.inline_len {
+                    self.cur = null_mut();
+                }
+                n > 0
+            }
+            SendState::H2CHeader { off } => {
+                let total = pdu::DATA_PDU_LEN + self.digests.hdgst_len();
+                let buf = &req.h2c[off..total];
+                let n = self.send_buf(buf, true)?;
+                req.send =
+                    if off + n == total { SendState::H2CData } else { SendState::H2CHeader { off: off + n } };
+                n > 0
+            }
+            SendState::H2CData => {
+                let n = self.send_data(req, req.h2c_left as usize, more || req.r2t_left > 0)?;
+                req.h2c_left -= n as u32;
+                req.data_sent += n as u32;
+                req.h2c_offset += n as u32;
+                if req.h2c_left == 0 {
+                    if req.r2t_left > 0 {
+                        self.setup_h2c(req);
+                    } else {
+                        self.cur = null_mut();
+                    }
+                }
+                n > 0
+            }
+        };
+        Ok(r)
+    }
+
+    /// The request a command id names on this queue, if it is in flight.
+    fn find_request(&self, cid: u16) -> Option<&'static mut TcpRequest> {
+        let tags = self.ctrl().tags_for(self.qid)?;
+        // SAFETY: `tags` is this queue's tag map; nvme_find_rq checks the
+        // tag range and the generation counter.
+        let rq = unsafe { nb::rnvme_nvme_find_rq(tags.cast(), cid) };
+        if rq.is_null() {
+            return None;
+        }
+        // SAFETY: an in-flight request of our tag set carries a TcpRequest.
+        Some(unsafe { &mut *kb::blk_mq_rq_to_pdu(rq.cast()).cast::<TcpRequest>() })
+    }
+
+    fn bad_cid(&self, what: &str, cid: u16) -> c_int {
+        dev_err!(self.dev(), "queue {}: {} for unknown command id {:#x}\n", self.qid, what, cid);
+        -(errno::EPROTO)
+    }
+
+    /// Logs why the queue stopped and starts error recovery.
+    fn recv_failed(&mut self, e: RecvError) {
+        dev_err!(self.dev(), "queue {}: receive failed: {} (-{})\n", self.qid, Shown(e), e.errno());
+        self.sk_ctx.rd_enabled = false;
+        self.ctrl().error_recovery();
+    }
+}
+
+impl QueueIo for Queue {
+    type Crc = KernelCrc32c;
+
+    fn crc(&self) -> &KernelCrc32c {
+        &KernelCrc32c
+    }
+
+    fn recv_buf(&mut self, buf: &mut [u8]) -> Result<usize, i32> {
+        match self.sock()?.recv(buf, kb::MSG_DONTWAIT as c_int) {
+            Ok(n) => Ok(n),
+            Err(e) => Err(-e),
+        }
+    }
+
+    fn recv_data(&mut self, len: usize, crc: Option<&mut u32>) -> Result<usize, i32> {
+        let req_ptr = self.data_req;
+        if req_ptr.is_null() {
+            return Err(errno::EINVAL);
+        }
+        // SAFETY: set by DataBegin to an in-flight request of this queue.
+        let req = unsafe { &mut *req_ptr };
+        // SAFETY: `data_msg.msg_iter` is the data phase's iterator copy.
+        if unsafe { nb::rnvme_iov_iter_count((&raw const self.data_msg.msg_iter).cast()) } == 0 {
+            // This bio is full: the phase continues in the next one.
+            if !req.next_bio_if_done(kb::ITER_DEST) {
+                dev_err!(self.dev(), "queue {}: no space in request {:#x}\n", self.qid, req.nreq.genctr);
+                return Err(errno::EIO);
+            }
+            self.data_msg.msg_iter = copy_iter(&req.iter);
+        }
+        // SAFETY: truncating our private copy to what this phase may take.
+        unsafe { nb::rnvme_iov_iter_truncate((&raw mut self.data_msg.msg_iter).cast(), len) };
+        let before = copy_iter(&self.data_msg.msg_iter);
+        let sock = self.sock()?;
+        // SAFETY: the msghdr's iterator points into the request's pages
+        // (only ever its own: the range was checked in DataBegin).
+        let n = unsafe { kb::sock_recvmsg(sock.as_raw(), &mut self.data_msg, kb::MSG_DONTWAIT as c_int) };
+        if n < 0 {
+            return Err(-n);
+        }
+        let n = n as usize;
+        if let Some(c) = crc {
+            // SAFETY: `before` covers exactly the bytes just received.
+            *c = unsafe { nb::rnvme_iter_crc32c((&raw const before).cast(), n, *c) };
+        }
+        // SAFETY: keep the request's iterator in step with the receive.
+        unsafe { kb::iov_iter_advance(&raw mut req.iter, n) };
+        req.data_recvd += n as u32;
+        Ok(n)
+    }
+
+    fn event(&mut self, ev: Event) -> Result<bool, i32> {
+        match ev {
+            Event::Response(cqe) => {
+                let Some(req) = self.find_request(cqe.command_id) else {
+                    return Err(-self.bad_cid("response", cqe.command_id));
+                };
+                let status = if req.status == 0 { cqe.status } else { req.status };
+                let rq = req.rq();
+                // SAFETY: completing an in-flight request once.
+                unsafe { nb::rnvme_end_request(rq.cast(), status, cqe.result) };
+                Ok(true)
+            }
+            Event::DataBegin(d) => {
+                let Some(req) = self.find_request(d.command_id) else {
+                    return Err(-self.bad_cid("c2h data", d.command_id));
+                };
+                if let Err(e) = pdu::check_c2h_range(&d, req.data_recvd, req.data_len) {
+                    dev_err!(self.dev(), "queue {}: {}\n", self.qid, Shown(e));
+                    return Err(e.errno());
+                }
+                // The data phase's msghdr, set up once.
+                self.data_msg = kb::msghdr::default();
+                self.data_msg.msg_iter = copy_iter(&req.iter);
+                self.data_req = req;
+                Ok(false)
+            }
+            Event::DataEnd { pdu: d, digest_ok } => {
+                let req_ptr = core::mem::replace(&mut self.data_req, null_mut());
+                if req_ptr.is_null() {
+                    return Err(errno::EINVAL);
+                }
+                // SAFETY: the data phase's request, still in flight.
+                let req = unsafe { &mut *req_ptr };
+                if !digest_ok {
+                    dev_err!(self.dev(), "queue {}: data digest error, cid {:#x}\n", self.qid, d.command_id);
+                    req.status = (nb::NVME_SC_DATA_XFER_ERROR as u16) << 1;
+                }
+                if d.success {
+                    let st = req.status;
+                    let rq = req.rq();
+                    // SAFETY: completing an in-flight request once.
+                    unsafe { nb::rnvme_end_request(rq.cast(), st, 0) };
+                    return Ok(true);
+                }
+                Ok(false)
+            }
+            Event::R2T(r) => {
+                let Some(req) = self.find_request(r.command_id) else {
+                    return Err(-self.bad_cid("r2t", r.command_id));
+                };
+                if let Err(e) = pdu::check_r2t(&r, req.data_sent, req.data_len) {
+                    dev_err!(self.dev(), "queue {}: {}\n", self.qid, Shown(e));
+                    return Err(e.errno());
+                }
+                req.ttag = r.ttag;
+                req.h2c_offset = r.offset;
+                req.r2t_left = r.length;
+                self.setup_h2c(req);
+                let p: *mut TcpRequest = req;
+                self.push_send(p);
+                Ok(false)
+            }
+        }
+    }
+
+    fn budget_exhausted(&self) -> bool {
+        false
+    }
+}
+
+/// A copy of an iterator's state, as C copies `struct iov_iter` by value.
+fn copy_iter(it: &kb::iov_iter) -> kb::iov_iter {
+    // SAFETY: `iov_iter` is a plain C struct (pointers and counts into
+    // memory it does not own); a bitwise copy is how C duplicates it.
+    unsafe { core::ptr::read(it) }
+}
+
+/// The kernel's `crc32c()`.
+pub(crate) struct KernelCrc32c;
+
+impl crate::proto::crc::Crc32c for KernelCrc32c {
+    fn update(&self, crc: u32, data: &[u8]) -> u32 {
+        // SAFETY: `data` is a valid slice for the call.
+        unsafe { nb::rnvme_crc32c(crc, data.as_ptr().cast(), data.len()) }
+    }
+}
+
+/// The io_work item (C: `nvme_tcp_io_work`): send, then one receive pass,
+/// until neither makes progress or the 1 ms budget is used; then requeue.
+unsafe extern "C" fn io_work_fn(work: *mut kb::work_struct) {
+    let off = core::mem::offset_of!(Queue, io_work);
+    // SAFETY: `work` is the `io_work` of a live queue (type invariant).
+    let q = unsafe { &mut *work.cast::<u8>().sub(off).cast::<Queue>() };
+    // SAFETY: plain reads of a kernel clock.
+    let deadline = unsafe { kb::ktime_get() } + IO_WORK_BUDGET_NS;
+    loop {
+        let mut pending = false;
+        match q.try_send() {
+            Ok(p) => pending |= p,
+            Err(e) if e == -(errno::EAGAIN) => {}
+            Err(e) => {
+                dev_err!(q.dev(), "queue {}: failed to send request: {}\n", q.qid, e);
+                q.ctrl().error_recovery();
+                return;
+            }
+        }
+        // SAFETY: plain read of a flag.
+        if unsafe { core::ptr::read_volatile(&raw const q.sk_ctx.rd_enabled) } {
+            let mut machine = core::mem::replace(&mut q.machine, RecvMachine::new(q.digests));
+            let r = recv::recv_pass(&mut machine, q);
+            q.machine = machine;
+            match r {
+                Ok(end) => pending |= end.completions > 0 || !end.drained,
+                Err(e) => {
+                    q.recv_failed(e);
+                    return;
+                }
+            }
+        }
+        if !q.cur.is_null() || !q.send_head.is_null() {
+            // Requests wait: go on if the socket has room again.
+            if let Ok(s) = q.sock() {
+                // SAFETY: the socket is valid.
+                pending |= unsafe { nb::rnvme_sock_writeable(s.as_raw().cast()) };
+            }
+        }
+        if !pending {
+            return;
+        }
+        // SAFETY: plain read of a kernel clock.
+        if unsafe { kb::ktime_get() } > deadline {
+            break;
+        }
+    }
+    // SAFETY: requeue our own initialised work item.
+    unsafe { nb::rnvme_queue_work(work.cast(), q.sk_ctx.io_cpu) };
+}
+
+/// `sk_state_change` on a closing socket (softirq): start error recovery.
+unsafe extern "C" fn sk_error_fn(queue: *mut c_void) {
+    // SAFETY: `queue` is the `sk_ctx.queue` set in `start_io`, valid until
+    // `stop` restores the callbacks under sk_callback_lock.
+    let q = unsafe { &*queue.cast::<Queue>() };
+    if q.live.load(Ordering::Relaxed) {
+        q.ctrl().error_recovery();
+    }
+}

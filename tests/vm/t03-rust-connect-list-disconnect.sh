@@ -1,0 +1,18 @@
+#!/bin/bash
+# nvme connect creates a controller served by rnvme_tcp; its namespace appears; disconnect removes it.
+. "$(dirname "$0")/lib.sh"
+target_up || fail "target set-up failed"
+on_exit unload_transports
+dmesg_mark
+ctrl=$(rust_connect) || fail "connect through rnvme_tcp failed"
+on_exit nvme disconnect -n "$NQN"
+assert_rust_ctrl "$ctrl" || fail "$ctrl is not served by rnvme_tcp"
+dev=$(ns_dev_of "$ctrl") || fail "no namespace block device for $ctrl"
+size=$(blockdev --getsize64 "$dev")
+[ "$size" = "$(blockdev --getsize64 /dev/ram0)" ] || fail "$dev has $size bytes, the target namespace has $(blockdev --getsize64 /dev/ram0)"
+nvme list | sed 's/^/#   /'
+dmesg_since_mark | grep -o 'nvme nvme[0-9]*: .*' | sed 's/^/# /'
+run nvme disconnect -n "$NQN" || fail "disconnect failed"
+ctrl_for_nqn >/dev/null && fail "controller still present after disconnect"
+modprobe -r rnvme_tcp || fail "rnvme_tcp cannot be unloaded after disconnect"
+true
