@@ -30,7 +30,8 @@ impl Transport for TcpTransport {
     const REQUIRED_OPTS: u32 = opt::TRADDR;
     // Only options that are implemented are allowed; nvme-fabrics rejects
     // the others by name ("invalid parameter").
-    const ALLOWED_OPTS: u32 = opt::TRSVCID | opt::CTRL_LOSS_TMO;
+    const ALLOWED_OPTS: u32 =
+        opt::TRSVCID | opt::CTRL_LOSS_TMO | opt::HDR_DIGEST | opt::DATA_DIGEST | opt::NR_WRITE_QUEUES;
 
     fn create_ctrl(dev: &Device, opts: &CtrlOptions) -> Result<CtrlHandle> {
         let traddr = opts.traddr().ok_or(EINVAL)?;
@@ -175,7 +176,8 @@ impl TcpCtrl {
         for qid in 0..nr_queues {
             b.queues.push(Queue::new(me, qid as u16), GFP_KERNEL)?;
         }
-        b.digests = Digests::default();
+        // SAFETY: the options are valid for the call.
+        b.digests = unsafe { Digests { header: (*raw_opts).hdr_digest, data: (*raw_opts).data_digest } };
         b.ctrl.opts = raw_opts.cast();
         b.ctrl.sqsize = (queue_size - 1) as u16;
         b.ctrl.kato = kato;
@@ -749,6 +751,10 @@ unsafe extern "C" fn queue_rq_cb(hctx: *mut kb::blk_mq_hw_ctx, bd: *const kb::bl
     pdu::set_sgl(req.sqe(), place);
     let hdr = pdu::cmd_header(digests, req.inline_len);
     req.cmd.0[..pdu::HDR_LEN].copy_from_slice(&hdr.encode());
+    if digests.header {
+        let d = crate::proto::crc::digest(&crate::queue::KernelCrc32c, &req.cmd.0[..pdu::CMD_PDU_LEN]);
+        req.cmd.0[pdu::CMD_PDU_LEN..].copy_from_slice(&d);
+    }
     // SAFETY: the request is valid and set up.
     unsafe { nb::rnvme_start_request(rq.cast()) };
     q.queue_request(req);

@@ -7,6 +7,7 @@
 //! hands requests over through a lock-free list, as the C driver does.
 
 use crate::ctrl::TcpCtrl;
+use crate::proto::crc;
 use crate::proto::errno;
 use crate::proto::pdu::{self, Digests};
 use crate::proto::recv::{self, Event, QueueIo, RecvError, RecvMachine};
@@ -33,6 +34,8 @@ pub(crate) enum SendState {
     H2CHeader { off: usize },
     /// Sending H2CData payload.
     H2CData,
+    /// Sending the data digest of the PDU just sent; `off` bytes are out.
+    DataDigest { off: usize },
 }
 
 /// The command capsule of a request, 8-byte aligned so the SQE at offset 8
@@ -62,6 +65,8 @@ pub(crate) struct TcpRequest {
     pub(crate) r2t_left: u32,
     pub(crate) ttag: u16,
     pub(crate) status: u16,
+    pub(crate) snd_crc: u32,
+    pub(crate) ddgst: [u8; pdu::DIGEST_LEN],
     pub(crate) curr_bio: *mut kb::bio,
     pub(crate) iter: kb::iov_iter,
 }
@@ -308,7 +313,8 @@ impl Queue {
         if n < 0 { Err(n) } else { Ok(n as usize) }
     }
 
-    /// Sends up to `len` bytes of the request's data from its iterator.
+    /// Sends up to `len` bytes of the request's data from its iterator,
+    /// extending the request's data digest when data digests are on.
     fn send_data(&self, req: &mut TcpRequest, len: usize, more: bool) -> Result<usize, c_int> {
         let sock = self.sock()?;
         if !req.next_bio_if_done(kb::ITER_SOURCE) {
@@ -321,6 +327,7 @@ impl Queue {
         let len = len.min(avail);
         // SAFETY: truncating a private copy of the iterator.
         unsafe { nb::rnvme_iov_iter_truncate((&raw mut msg.msg_iter).cast(), len) };
+        let before = copy_iter(&msg.msg_iter);
         msg.msg_flags = (kb::MSG_DONTWAIT | if more { kb::MSG_MORE } else { kb::MSG_EOR }) as _;
         // SAFETY: the iterator covers the request's pages, pinned while the
         // request is in flight.
@@ -328,9 +335,14 @@ impl Queue {
         if n <= 0 {
             return if n == 0 { Err(-(errno::EAGAIN)) } else { Err(n) };
         }
+        let n = n as usize;
+        if self.digests.data {
+            // SAFETY: `before` covers exactly the bytes just sent.
+            req.snd_crc = unsafe { nb::rnvme_iter_crc32c((&raw const before).cast(), n, req.snd_crc) };
+        }
         // SAFETY: advancing the request's own iterator by what was sent.
-        unsafe { kb::iov_iter_advance(&raw mut req.iter, n as usize) };
-        Ok(n as usize)
+        unsafe { kb::iov_iter_advance(&raw mut req.iter, n) };
+        Ok(n)
     }
 
     /// Prepares the next H2CData PDU of the current R2T.
@@ -343,7 +355,30 @@ impl Queue {
         let cid = unsafe { nb::rnvme_nvme_cid(req.rq().cast()) };
         let h = pdu::encode_h2c_data(self.digests, cid, req.ttag, req.h2c_offset, len, last);
         req.h2c[..pdu::DATA_PDU_LEN].copy_from_slice(&h);
+        if self.digests.header {
+            let d = crc::digest(&KernelCrc32c, &h);
+            req.h2c[pdu::DATA_PDU_LEN..].copy_from_slice(&d);
+        }
         req.send = SendState::H2CHeader { off: 0 };
+    }
+
+    /// After a PDU's payload: its data digest, or what comes next.
+    fn payload_done(&mut self, req: &mut TcpRequest) {
+        if self.digests.data {
+            req.ddgst = crc::finish(req.snd_crc);
+            req.send = SendState::DataDigest { off: 0 };
+        } else {
+            self.pdu_done(req);
+        }
+    }
+
+    /// After a whole PDU: the next H2CData of the R2T, or the request is sent.
+    fn pdu_done(&mut self, req: &mut TcpRequest) {
+        if req.r2t_left > 0 {
+            self.setup_h2c(req);
+        } else {
+            self.cur = null_mut();
+        }
     }
 
     /// Sends what it can of the current request. `Ok(true)` when progress
@@ -360,14 +395,14 @@ impl Queue {
         // SAFETY: `cur` is an in-flight request owned by io_work.
         let req = unsafe { &mut *self.cur };
         let more = !self.send_head.is_null();
-        let r = match req.send {
+        let n = match req.send {
             SendState::Cmd { off } => {
                 let total = pdu::CMD_PDU_LEN + self.digests.hdgst_len();
                 let inline = req.inline_len > 0;
-                let buf = &req.cmd.0[off..total];
-                let n = self.send_buf(buf, inline || more)?;
+                let n = self.send_buf(&req.cmd.0[off..total], inline || more)?;
                 if off + n == total {
                     if inline {
+                        req.snd_crc = crc::SEED;
                         req.send = SendState::InlineData;
                     } else {
                         self.cur = null_mut();
@@ -375,41 +410,50 @@ impl Queue {
                 } else {
                     req.send = SendState::Cmd { off: off + n };
                 }
-                n > 0
+                n
             }
             SendState::InlineData => {
                 let left = (req.inline_len - req.data_sent) as usize;
-                let n = self.send_data(req, left, more)?;
+                let n = self.send_data(req, left, more || self.digests.data)?;
                 req.data_sent += n as u32;
                 if req.data_sent == req.inline_len {
-                    self.cur = null_mut();
+                    self.payload_done(req);
                 }
-                n > 0
+                n
             }
             SendState::H2CHeader { off } => {
                 let total = pdu::DATA_PDU_LEN + self.digests.hdgst_len();
-                let buf = &req.h2c[off..total];
-                let n = self.send_buf(buf, true)?;
-                req.send =
-                    if off + n == total { SendState::H2CData } else { SendState::H2CHeader { off: off + n } };
-                n > 0
+                let n = self.send_buf(&req.h2c[off..total], true)?;
+                if off + n == total {
+                    req.snd_crc = crc::SEED;
+                    req.send = SendState::H2CData;
+                } else {
+                    req.send = SendState::H2CHeader { off: off + n };
+                }
+                n
             }
             SendState::H2CData => {
-                let n = self.send_data(req, req.h2c_left as usize, more || req.r2t_left > 0)?;
+                let n = self.send_data(req, req.h2c_left as usize, more || req.r2t_left > 0 || self.digests.data)?;
                 req.h2c_left -= n as u32;
                 req.data_sent += n as u32;
                 req.h2c_offset += n as u32;
                 if req.h2c_left == 0 {
-                    if req.r2t_left > 0 {
-                        self.setup_h2c(req);
-                    } else {
-                        self.cur = null_mut();
-                    }
+                    self.payload_done(req);
                 }
-                n > 0
+                n
+            }
+            SendState::DataDigest { off } => {
+                let d = req.ddgst;
+                let n = self.send_buf(&d[off..], more || req.r2t_left > 0)?;
+                if off + n == pdu::DIGEST_LEN {
+                    self.pdu_done(req);
+                } else {
+                    req.send = SendState::DataDigest { off: off + n };
+                }
+                n
             }
         };
-        Ok(r)
+        Ok(n > 0)
     }
 
     /// The request a command id names on this queue, if it is in flight.

@@ -44,6 +44,9 @@ pub(crate) mod opt {
     pub(crate) const TRADDR: u32 = nb::NVMF_OPT_TRADDR as u32;
     pub(crate) const TRSVCID: u32 = nb::NVMF_OPT_TRSVCID as u32;
     pub(crate) const CTRL_LOSS_TMO: u32 = nb::NVMF_OPT_CTRL_LOSS_TMO as u32;
+    pub(crate) const HDR_DIGEST: u32 = nb::NVMF_OPT_HDR_DIGEST as u32;
+    pub(crate) const DATA_DIGEST: u32 = nb::NVMF_OPT_DATA_DIGEST as u32;
+    pub(crate) const NR_WRITE_QUEUES: u32 = nb::NVMF_OPT_NR_WRITE_QUEUES as u32;
 }
 
 /// Connect options nvme-fabrics parsed (`struct nvmf_ctrl_options`).
