@@ -748,7 +748,8 @@ unsafe extern "C" fn queue_rq_cb(hctx: *mut kb::blk_mq_hw_ctx, bd: *const kb::bl
     } else {
         DataPlacement::Transport { len }
     };
-    pdu::set_sgl(req.sqe(), place);
+    let Some(sqe) = req.sqe() else { return BLK_STS_IOERR };
+    pdu::set_sgl(sqe, place);
     let hdr = pdu::cmd_header(digests, req.inline_len);
     req.cmd.0[..pdu::HDR_LEN].copy_from_slice(&hdr.encode());
     if digests.header {
@@ -776,8 +777,7 @@ unsafe extern "C" fn timeout_cb(rq: *mut kb::request) -> kb::blk_eh_timer_return
     let q = unsafe { &mut *req.queue };
     // SAFETY: the queue's controller outlives its requests.
     let c = unsafe { &mut *q.ctrl };
-    // SAFETY: `cmd` points into the request's PDU.
-    let opcode = req.sqe()[0];
+    let opcode = req.cmd.0[pdu::HDR_LEN];
     dev_warn!(c.device(), "queue {}: request timeout, opcode {:#x}, state {}\n", q.qid, opcode, c.ctrl.state);
     if c.ctrl.state != nb::nvme_ctrl_state_NVME_CTRL_LIVE {
         // Not live (connecting, deleting): fail the request now so set-up

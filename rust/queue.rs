@@ -78,14 +78,10 @@ impl TcpRequest {
         unsafe { kb::blk_mq_rq_from_pdu((self as *mut Self).cast()) }
     }
 
-    /// The 64-byte SQE inside the command capsule.
-    pub(crate) fn sqe(&mut self) -> &mut [u8; pdu::SQE_LEN] {
-        let s = &mut self.cmd.0[pdu::HDR_LEN..pdu::HDR_LEN + pdu::SQE_LEN];
-        // The slice is exactly SQE_LEN bytes long.
-        match s.try_into() {
-            Ok(a) => a,
-            Err(_) => unreachable!(),
-        }
+    /// The 64-byte SQE inside the command capsule (always present: the
+    /// capsule buffer is longer than header plus SQE).
+    pub(crate) fn sqe(&mut self) -> Option<&mut [u8; pdu::SQE_LEN]> {
+        self.cmd.0[pdu::HDR_LEN..].first_chunk_mut::<{ pdu::SQE_LEN }>()
     }
 
     /// Sets up `iter` over the request's current bio (or special payload).
