@@ -60,6 +60,9 @@ pub(crate) struct TcpCtrl {
     addr: SockAddr,
     digests: Digests,
     err_work: kb::work_struct,
+    /// The AER command: sent on the admin queue outside blk-mq, with a
+    /// command id past the admin tag space (`NVME_AQ_BLK_MQ_DEPTH`).
+    async_req: TcpRequest,
     /// True once creation succeeded: `free_ctrl` then owns the options.
     created: bool,
 }
@@ -600,10 +603,38 @@ unsafe extern "C" fn get_virt_boundary_cb(_n: *mut nb::nvme_ctrl, _is_admin: boo
 }
 
 /// # Safety
-/// Called by nvme-core's async event work with one of our controllers.
-unsafe extern "C" fn submit_async_event_cb(_n: *mut nb::nvme_ctrl) {
-    // Asynchronous events are not implemented yet: no AER is posted, so
-    // the controller never has one outstanding.
+/// Called by nvme-core's async event work with one of our controllers,
+/// one AER at a time.
+unsafe extern "C" fn submit_async_event_cb(n: *mut nb::nvme_ctrl) {
+    let c = TcpCtrl::from_nctrl(n);
+    let q: *mut Queue = &mut c.queues[0];
+    // SAFETY: queue 0 lives as long as the controller.
+    let digests = unsafe { (*q).digests };
+    let req = &mut c.async_req;
+    req.cmd.0 = [0; pdu::CMD_PDU_LEN + pdu::DIGEST_LEN];
+    req.cmd.0[..pdu::HDR_LEN].copy_from_slice(&pdu::cmd_header(digests, 0).encode());
+    let Some(sqe) = req.sqe() else { return };
+    sqe[0] = nb::nvme_admin_opcode_nvme_admin_async_event as u8;
+    sqe[2..4].copy_from_slice(&(nb::NVME_AQ_BLK_MQ_DEPTH as u16).to_le_bytes());
+    pdu::set_sgl(sqe, DataPlacement::None);
+    if digests.header {
+        let d = crate::proto::crc::digest(&crate::queue::KernelCrc32c, &req.cmd.0[..pdu::CMD_PDU_LEN]);
+        req.cmd.0[pdu::CMD_PDU_LEN..].copy_from_slice(&d);
+    }
+    req.queue = q;
+    req.inline_len = 0;
+    req.data_len = 0;
+    req.r2t_left = 0;
+    req.curr_bio = null_mut();
+    req.send = SendState::Cmd { off: 0 };
+    // SAFETY: `q` is queue 0 of this controller.
+    unsafe { (*q).queue_request(req) };
+}
+
+/// Hands an AER completion to nvme-core.
+pub(crate) fn complete_async_event(c: &TcpCtrl, status: u16, result: u64) {
+    // SAFETY: our initialised controller.
+    unsafe { nb::rnvme_complete_async_event((&raw const c.ctrl).cast_mut(), status, result) };
 }
 
 /// # Safety

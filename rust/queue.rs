@@ -532,6 +532,11 @@ impl QueueIo for Queue {
     fn event(&mut self, ev: Event) -> Result<bool, i32> {
         match ev {
             Event::Response(cqe) => {
+                // The AER lives outside blk-mq, past the admin tag space.
+                if self.qid == 0 && (cqe.command_id & 0xfff) >= nb::NVME_AQ_BLK_MQ_DEPTH as u16 {
+                    crate::ctrl::complete_async_event(self.ctrl(), cqe.status, cqe.result);
+                    return Ok(true);
+                }
                 let Some(req) = self.find_request(cqe.command_id) else {
                     return Err(-self.bad_cid("response", cqe.command_id));
                 };

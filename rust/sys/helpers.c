@@ -321,3 +321,10 @@ void rnvme_complete_timed_out_request(struct request *rq)
 {
 	nvmf_complete_timed_out_request(rq);
 }
+
+void rnvme_complete_async_event(struct nvme_ctrl *ctrl, __le16 status, __le64 result)
+{
+	union nvme_result res = { .u64 = result };
+
+	nvme_complete_async_event(ctrl, status, &res);
+}

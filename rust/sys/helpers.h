@@ -104,4 +104,7 @@ void rnvme_start_request(struct request *rq);
 void rnvme_put_ctrl(struct nvme_ctrl *ctrl);
 void rnvme_complete_timed_out_request(struct request *rq);
 
+/* nvme_complete_async_event() with the result by value. */
+void rnvme_complete_async_event(struct nvme_ctrl *ctrl, __le16 status, __le64 result);
+
 #endif

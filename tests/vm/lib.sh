@@ -55,7 +55,7 @@ use_c_driver() {
 
 # nvmet-tcp target on 127.0.0.1:$TRSVCID exporting a memory-backed brd disk.
 target_up() {
-	modprobe brd rd_nr=1 rd_size="${RD_SIZE_KB:-524288}" max_part=0 || return 1
+	modprobe brd rd_nr=2 rd_size="${RD_SIZE_KB:-524288}" max_part=0 || return 1
 	modprobe nvmet-tcp || return 1
 	mkdir "$NVMET/subsystems/$NQN" || return 1
 	on_exit target_down
