@@ -31,7 +31,8 @@ impl Transport for TcpTransport {
     // Only options that are implemented are allowed; nvme-fabrics rejects
     // the others by name ("invalid parameter").
     const ALLOWED_OPTS: u32 =
-        opt::TRSVCID | opt::CTRL_LOSS_TMO | opt::HDR_DIGEST | opt::DATA_DIGEST | opt::NR_WRITE_QUEUES;
+        opt::TRSVCID | opt::CTRL_LOSS_TMO | opt::HDR_DIGEST | opt::DATA_DIGEST | opt::NR_WRITE_QUEUES
+            | opt::HOST_TRADDR | opt::TOS;
 
     fn create_ctrl(dev: &Device, opts: &CtrlOptions) -> Result<CtrlHandle> {
         let traddr = opts.traddr().ok_or(EINVAL)?;
@@ -39,7 +40,13 @@ impl Transport for TcpTransport {
         let addr = SockAddr::parse(traddr, trsvcid).inspect_err(|e| {
             dev_err!(dev, "rnvme_tcp: malformed address {}:{}: {}\n", traddr, trsvcid, e.to_errno());
         })?;
-        TcpCtrl::create(dev, opts, addr)
+        let src = match opts.host_traddr() {
+            Some(h) => Some(SockAddr::parse_host(h).inspect_err(|e| {
+                dev_err!(dev, "rnvme_tcp: malformed host_traddr {}: {}\n", h, e.to_errno());
+            })?),
+            None => None,
+        };
+        TcpCtrl::create(dev, opts, addr, src)
     }
 }
 
@@ -58,6 +65,7 @@ pub(crate) struct TcpCtrl {
     queues: KVec<Queue>,
     io_queues: [u32; kb::hctx_type_HCTX_MAX_TYPES as usize],
     addr: SockAddr,
+    src_addr: Option<SockAddr>,
     digests: Digests,
     err_work: kb::work_struct,
     /// The AER command: sent on the admin queue outside blk-mq, with a
@@ -157,7 +165,7 @@ impl TcpCtrl {
         if t.is_null() { None } else { Some(t) }
     }
 
-    fn create(dev: &Device, opts: &CtrlOptions, addr: SockAddr) -> Result<CtrlHandle> {
+    fn create(dev: &Device, opts: &CtrlOptions, addr: SockAddr, src: Option<SockAddr>) -> Result<CtrlHandle> {
         let raw_opts = opts.as_raw();
         // SAFETY: the options are valid for the call.
         let (nr_io, nr_write, nr_poll, queue_size, kato) = unsafe {
@@ -175,6 +183,7 @@ impl TcpCtrl {
         unsafe {
             core::ptr::write(&raw mut (*me).queues, KVec::with_capacity(nr_queues, GFP_KERNEL)?);
             core::ptr::write(&raw mut (*me).addr, addr);
+            core::ptr::write(&raw mut (*me).src_addr, src);
         }
         for qid in 0..nr_queues {
             b.queues.push(Queue::new(me, qid as u16), GFP_KERNEL)?;
@@ -254,7 +263,9 @@ impl TcpCtrl {
         let dev: *const Device = self.device();
         // SAFETY: the device outlives this call.
         let dev = unsafe { &*dev };
-        let (sock, icresp) = connect_queue(dev, qid, &self.addr, self.digests)?;
+        // SAFETY: the options live as long as the controller.
+        let opts = unsafe { CtrlOptions::from_raw(self.ctrl.opts) };
+        let (sock, icresp) = connect_queue(dev, qid, self, opts)?;
         let ccsz = if qid == 0 { pdu::SQE_LEN as u32 + ADMIN_CCSZ } else { self.ctrl.ioccsz * 16 };
         let q = &mut self.queues[usize::from(qid)];
         q.cmnd_capsule_len = ccsz;
@@ -563,8 +574,9 @@ impl TcpCtrl {
 }
 
 /// Opens queue `qid`'s TCP connection and runs the ICReq/ICResp exchange.
-fn connect_queue(dev: &Device, qid: u16, addr: &SockAddr, digests: Digests) -> Result<(TcpSocket, IcResp)> {
-    let sock = TcpSocket::connect(addr, -1).inspect_err(|e| {
+fn connect_queue(dev: &Device, qid: u16, c: &TcpCtrl, opts: &CtrlOptions) -> Result<(TcpSocket, IcResp)> {
+    let digests = c.digests;
+    let sock = TcpSocket::connect(&c.addr, c.src_addr.as_ref(), opts.host_iface(), opts.tos()).inspect_err(|e| {
         dev_err!(dev, "rnvme_tcp: queue {}: failed to connect socket: {}\n", qid, e.to_errno());
     })?;
     sock.send_all(&pdu::encode_icreq(digests)).inspect_err(|e| {

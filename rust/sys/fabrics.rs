@@ -47,6 +47,8 @@ pub(crate) mod opt {
     pub(crate) const HDR_DIGEST: u32 = nb::NVMF_OPT_HDR_DIGEST as u32;
     pub(crate) const DATA_DIGEST: u32 = nb::NVMF_OPT_DATA_DIGEST as u32;
     pub(crate) const NR_WRITE_QUEUES: u32 = nb::NVMF_OPT_NR_WRITE_QUEUES as u32;
+    pub(crate) const HOST_TRADDR: u32 = nb::NVMF_OPT_HOST_TRADDR as u32;
+    pub(crate) const TOS: u32 = nb::NVMF_OPT_TOS as u32;
 }
 
 /// Connect options nvme-fabrics parsed (`struct nvmf_ctrl_options`).
@@ -63,7 +65,7 @@ impl CtrlOptions {
     ///
     /// `ptr` points to a valid `nvmf_ctrl_options` that outlives `'a` and
     /// is not changed during `'a`.
-    unsafe fn from_raw<'a>(ptr: *mut nb::nvmf_ctrl_options) -> &'a Self {
+    pub(crate) unsafe fn from_raw<'a>(ptr: *mut nb::nvmf_ctrl_options) -> &'a Self {
         // SAFETY: `CtrlOptions` is `repr(transparent)` over the C struct, and
         // the caller guarantees validity for `'a`.
         unsafe { &*ptr.cast::<Self>() }
@@ -97,6 +99,18 @@ impl CtrlOptions {
     /// `trsvcid=`.
     pub(crate) fn trsvcid(&self) -> Option<&CStr> {
         Self::string(self.raw().trsvcid)
+    }
+    /// `host_traddr=`.
+    pub(crate) fn host_traddr(&self) -> Option<&CStr> {
+        Self::string(self.raw().host_traddr)
+    }
+    /// `host_iface=`.
+    pub(crate) fn host_iface(&self) -> Option<&CStr> {
+        Self::string(self.raw().host_iface)
+    }
+    /// `tos=`, -1 when not given.
+    pub(crate) fn tos(&self) -> c_int {
+        self.raw().tos
     }
     /// `nqn=`: the subsystem NQN.
     pub(crate) fn subsysnqn(&self) -> Option<&CStr> {

@@ -12,6 +12,7 @@
 #include <linux/bvec.h>
 #include <linux/iov_iter.h>
 #include <linux/crc32.h>
+#include <linux/netdevice.h>
 #include "nvme.h"
 #include "fabrics.h"
 #include "helpers.h"
@@ -85,6 +86,19 @@ void rnvme_tcp_sock_setup(struct socket *sock, int tos)
 int rnvme_parse_addr(const char *addr, const char *port, struct sockaddr_storage *out)
 {
 	return inet_pton_with_scope(&init_net, AF_UNSPEC, addr, port, out);
+}
+
+int rnvme_sock_bind_iface(struct socket *sock, char *iface)
+{
+	struct net_device *ndev;
+
+	rcu_read_lock();
+	ndev = dev_get_by_name_rcu(&init_net, iface);
+	rcu_read_unlock();
+	if (!ndev)
+		return -ENODEV;
+	return sock_setsockopt(sock, SOL_SOCKET, SO_BINDTODEVICE,
+			       KERNEL_SOCKPTR(iface), strlen(iface));
 }
 
 static struct workqueue_struct *rnvme_wq;

@@ -107,4 +107,7 @@ void rnvme_complete_timed_out_request(struct request *rq);
 /* nvme_complete_async_event() with the result by value. */
 void rnvme_complete_async_event(struct nvme_ctrl *ctrl, __le16 status, __le64 result);
 
+/* SO_BINDTODEVICE to an existing interface (C driver: host_iface). */
+int rnvme_sock_bind_iface(struct socket *sock, char *iface);
+
 #endif

@@ -19,6 +19,15 @@ impl SockAddr {
         Ok(s)
     }
 
+    /// Parses a host address without a port (`host_traddr`).
+    pub(crate) fn parse_host(addr: &CStr) -> Result<Self> {
+        let mut s = SockAddr(Default::default());
+        // SAFETY: `addr` is NUL-terminated, a NULL port means "any", and
+        // `s.0` is writable storage of the expected size.
+        to_result(unsafe { nb::rnvme_parse_addr(addr.as_char_ptr(), core::ptr::null(), (&raw mut s.0).cast()) })?;
+        Ok(s)
+    }
+
     fn family(&self) -> c_int {
         // SAFETY: every variant of the storage union starts with the family.
         c_int::from(unsafe { self.0.__bindgen_anon_1.__bindgen_anon_1.ss_family })
@@ -41,9 +50,10 @@ unsafe impl Send for TcpSocket {}
 unsafe impl Sync for TcpSocket {}
 
 impl TcpSocket {
-    /// Creates a TCP socket with the NVMe/TCP queue options and connects it
+    /// Creates a TCP socket with the NVMe/TCP queue options, binds it to
+    /// `src` and/or the interface `iface` when given, and connects it
     /// (blocking, one SYN retry).
-    pub(crate) fn connect(addr: &SockAddr, tos: c_int) -> Result<Self> {
+    pub(crate) fn connect(addr: &SockAddr, src: Option<&SockAddr>, iface: Option<&CStr>, tos: c_int) -> Result<Self> {
         let mut raw: *mut kb::socket = core::ptr::null_mut();
         // SAFETY: `rnvme_current_net()` is the caller's namespace; `raw`
         // receives the new socket.
@@ -61,6 +71,22 @@ impl TcpSocket {
         let s = Self { sock };
         // SAFETY: `sock` is a valid new socket, not yet shared.
         unsafe { nb::rnvme_tcp_sock_setup(s.as_raw().cast(), tos) };
+        if let Some(src) = src {
+            // SAFETY: the address storage is valid for its full size.
+            to_result(unsafe {
+                kb::kernel_bind(
+                    s.as_raw(),
+                    (&raw const src.0).cast_mut().cast(),
+                    core::mem::size_of::<kb::__kernel_sockaddr_storage>() as c_int,
+                )
+            })
+            .inspect_err(|e| pr_err!("rnvme_tcp: failed to bind to host_traddr: {}\n", e.to_errno()))?;
+        }
+        if let Some(iface) = iface {
+            // SAFETY: the socket is valid and `iface` NUL-terminated.
+            to_result(unsafe { nb::rnvme_sock_bind_iface(s.as_raw().cast(), iface.as_char_ptr().cast_mut()) })
+                .inspect_err(|e| pr_err!("rnvme_tcp: failed to bind to interface {}: {}\n", iface, e.to_errno()))?;
+        }
         // SAFETY: the address storage is valid for its full size.
         to_result(unsafe {
             kb::kernel_connect(
