@@ -13,7 +13,7 @@ use crate::sys::fmt::Shown;
 use crate::sys::socket::{SockAddr, TcpSocket};
 use core::cell::UnsafeCell;
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use kernel::{bindings as kb, device::Device, prelude::*};
 
 /// `NVME_TCP_ADMIN_CCSZ`: in-capsule data the admin queue accepts.
@@ -71,6 +71,8 @@ pub(crate) struct TcpCtrl {
     /// The AER command: sent on the admin queue outside blk-mq, with a
     /// command id past the admin tag space (`NVME_AQ_BLK_MQ_DEPTH`).
     async_req: TcpRequest,
+    /// An AER is outstanding: only then may a response carry its command id.
+    aer_outstanding: AtomicBool,
     /// True once creation succeeded: `free_ctrl` then owns the options.
     created: bool,
 }
@@ -555,6 +557,25 @@ impl TcpCtrl {
         unsafe { nb::rnvme_queue_work((&raw const self.err_work).cast_mut().cast(), kb::NR_CPUS as c_int) };
     }
 
+    /// During set-up (CONNECTING), cancels the commands of queue `qid`'s
+    /// tag set so the waiting set-up step fails at once.
+    pub(crate) fn fail_setup_requests(&self, qid: u16) {
+        if self.ctrl.state != nb::nvme_ctrl_state_NVME_CTRL_CONNECTING {
+            return;
+        }
+        let n = (&raw const self.ctrl).cast_mut();
+        // SAFETY: our initialised controller; only set-up commands are in
+        // flight while connecting, and nvme_cancel_request() completes each
+        // once.
+        unsafe {
+            if qid == 0 {
+                nb::nvme_cancel_admin_tagset(n);
+            } else if !self.ctrl.tagset.is_null() {
+                nb::nvme_cancel_tagset(n);
+            }
+        }
+    }
+
     /// Reconnects after a teardown, or removes the controller.
     fn reconnect_or_remove(&mut self) {
         let n = self.nctrl();
@@ -636,17 +657,24 @@ unsafe extern "C" fn submit_async_event_cb(n: *mut nb::nvme_ctrl) {
     req.queue = q;
     req.inline_len = 0;
     req.data_len = 0;
+    req.write = false;
     req.r2t_left = 0;
     req.curr_bio = null_mut();
     req.send = SendState::Cmd { off: 0 };
+    c.aer_outstanding.store(true, Ordering::Release);
     // SAFETY: `q` is queue 0 of this controller.
-    unsafe { (*q).queue_request(req) };
+    unsafe { (*q).queue_request(&mut c.async_req) };
 }
 
-/// Hands an AER completion to nvme-core.
-pub(crate) fn complete_async_event(c: &TcpCtrl, status: u16, result: u64) {
+/// Hands an AER completion to nvme-core; false when no AER is outstanding
+/// (the command id is then unknown).
+pub(crate) fn complete_async_event(c: &TcpCtrl, status: u16, result: u64) -> bool {
+    if !c.aer_outstanding.swap(false, Ordering::AcqRel) {
+        return false;
+    }
     // SAFETY: our initialised controller.
     unsafe { nb::rnvme_complete_async_event((&raw const c.ctrl).cast_mut(), status, result) };
+    true
 }
 
 /// # Safety
@@ -768,6 +796,7 @@ unsafe extern "C" fn queue_rq_cb(hctx: *mut kb::blk_mq_hw_ctx, bd: *const kb::bl
     // SAFETY: the request is valid.
     let (len, write) = unsafe { (nb::rnvme_rq_payload_bytes(rq.cast()), nb::rnvme_rq_is_write(rq.cast())) };
     req.data_len = len;
+    req.write = write;
     req.data_sent = 0;
     req.data_recvd = 0;
     req.status = 0;

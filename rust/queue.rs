@@ -65,6 +65,8 @@ pub(crate) struct TcpRequest {
     pub(crate) r2t_left: u32,
     pub(crate) ttag: u16,
     pub(crate) status: u16,
+    /// Data flows host to controller: C2HData for it is refused.
+    pub(crate) write: bool,
     pub(crate) snd_crc: u32,
     pub(crate) ddgst: [u8; pdu::DIGEST_LEN],
     pub(crate) curr_bio: *mut kb::bio,
@@ -470,11 +472,21 @@ impl Queue {
         -(errno::EPROTO)
     }
 
-    /// Logs why the queue stopped and starts error recovery.
+    /// Logs why the queue stopped and starts error recovery. The queue is
+    /// dead from here: nothing more is sent or received on it.
     fn recv_failed(&mut self, e: RecvError) {
         dev_err!(self.dev(), "queue {}: receive failed: {} (-{})\n", self.qid, Shown(e), e.errno());
-        self.sk_ctx.rd_enabled = false;
+        // SAFETY: plain store to a flag the callbacks read with READ_ONCE.
+        unsafe { core::ptr::write_volatile(&raw mut self.sk_ctx.rd_enabled, false) };
+        self.live.store(false, Ordering::SeqCst);
+        self.cur = null_mut();
+        self.send_head = null_mut();
+        self.send_tail = null_mut();
+        self.data_req = null_mut();
         self.ctrl().error_recovery();
+        // While connecting there is no recovery to run: fail the queue's
+        // commands now (the Fabrics Connect) rather than after a timeout.
+        self.ctrl().fail_setup_requests(self.qid);
     }
 }
 
@@ -532,9 +544,12 @@ impl QueueIo for Queue {
     fn event(&mut self, ev: Event) -> Result<bool, i32> {
         match ev {
             Event::Response(cqe) => {
-                // The AER lives outside blk-mq, past the admin tag space.
-                if self.qid == 0 && (cqe.command_id & 0xfff) >= nb::NVME_AQ_BLK_MQ_DEPTH as u16 {
-                    crate::ctrl::complete_async_event(self.ctrl(), cqe.status, cqe.result);
+                // The AER lives outside blk-mq, past the admin tag space;
+                // only an outstanding one may complete.
+                if self.qid == 0
+                    && cqe.command_id == nb::NVME_AQ_BLK_MQ_DEPTH as u16
+                    && crate::ctrl::complete_async_event(self.ctrl(), cqe.status, cqe.result)
+                {
                     return Ok(true);
                 }
                 let Some(req) = self.find_request(cqe.command_id) else {
@@ -550,7 +565,10 @@ impl QueueIo for Queue {
                 let Some(req) = self.find_request(d.command_id) else {
                     return Err(-self.bad_cid("c2h data", d.command_id));
                 };
-                if let Err(e) = pdu::check_c2h_range(&d, req.data_recvd, req.data_len) {
+                // Only a read may receive data: a write's pages are the
+                // data to send, never a destination.
+                let expected = if req.write { 0 } else { req.data_len };
+                if let Err(e) = pdu::check_c2h_range(&d, req.data_recvd, expected) {
                     dev_err!(self.dev(), "queue {}: {}\n", self.qid, Shown(e));
                     return Err(e.errno());
                 }
@@ -584,7 +602,8 @@ impl QueueIo for Queue {
                 let Some(req) = self.find_request(r.command_id) else {
                     return Err(-self.bad_cid("r2t", r.command_id));
                 };
-                if let Err(e) = pdu::check_r2t(&r, req.data_sent, req.data_len) {
+                let expected = if req.write { req.data_len } else { 0 };
+                if let Err(e) = pdu::check_r2t(&r, req.data_sent, expected) {
                     dev_err!(self.dev(), "queue {}: {}\n", self.qid, Shown(e));
                     return Err(e.errno());
                 }
@@ -672,12 +691,17 @@ unsafe extern "C" fn io_work_fn(work: *mut kb::work_struct) {
     unsafe { nb::rnvme_queue_work(work.cast(), q.sk_ctx.io_cpu) };
 }
 
-/// `sk_state_change` on a closing socket (softirq): start error recovery.
+/// `sk_state_change` on a closing socket (softirq): start error recovery,
+/// or, while the queue is still connecting, let io_work see the error now
+/// (its receive fails and the set-up command is failed at once).
 unsafe extern "C" fn sk_error_fn(queue: *mut c_void) {
     // SAFETY: `queue` is the `sk_ctx.queue` set in `start_io`, valid until
     // `stop` restores the callbacks under sk_callback_lock.
-    let q = unsafe { &*queue.cast::<Queue>() };
+    let q = unsafe { &mut *queue.cast::<Queue>() };
     if q.live.load(Ordering::Relaxed) {
         q.ctrl().error_recovery();
+    } else {
+        // SAFETY: `io_work` was initialised in `alloc`.
+        unsafe { nb::rnvme_queue_work((&raw mut q.io_work).cast(), q.sk_ctx.io_cpu) };
     }
 }

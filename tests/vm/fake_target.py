@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+# A hostile NVMe/TCP "target" for one connection on 127.0.0.1:PORT: it answers
+# the ICReq (correctly or not) and then sends the one bad thing MODE names.
+# Used by t17-hostile-target.sh to check that rnvme_tcp logs the field and
+# fails the connect without touching memory it should not.
+import socket
+import struct
+import sys
+
+MODE, PORT = sys.argv[1], int(sys.argv[2])
+
+
+def hdr(ptype, flags, hlen, pdo, plen):
+    return struct.pack("<BBBBI", ptype, flags, hlen, pdo, plen)
+
+
+def icresp(pfv=0, cpda=0, digest=0, maxdata=131072):
+    body = struct.pack("<HBBI", pfv, cpda, digest, maxdata) + bytes(112)
+    return hdr(1, 0, 128, 0, 128) + body
+
+
+def rsp(cid, status=0, hlen=24):
+    return hdr(5, 0, hlen, 0, 24) + struct.pack("<QHHHH", 0, 0, 0, cid, status)
+
+
+def recv_exact(c, n):
+    b = b""
+    while len(b) < n:
+        x = c.recv(n - len(b))
+        if not x:
+            raise EOFError
+        b += x
+    return b
+
+
+srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", PORT))
+srv.listen(1)
+srv.settimeout(60)
+print("listening", flush=True)
+c, _ = srv.accept()
+c.settimeout(30)
+recv_exact(c, 128)  # ICReq
+if MODE == "icresp-bad-pfv":
+    c.sendall(icresp(pfv=1))
+elif MODE == "icresp-bad-maxdata":
+    c.sendall(icresp(maxdata=100))
+elif MODE == "close-after-icresp":
+    c.sendall(icresp())
+    recv_exact(c, 72)
+    c.close()
+    sys.exit(0)
+else:
+    c.sendall(icresp())
+    # The Fabrics Connect capsule: 72-byte header + 1024 bytes in-capsule data.
+    cap = recv_exact(c, 72)
+    plen = struct.unpack_from("<I", cap, 4)[0]
+    recv_exact(c, plen - 72)
+    cid = struct.unpack_from("<H", cap, 8 + 2)[0]
+    if MODE == "rsp-bad-hlen":
+        c.sendall(rsp(cid, hlen=23))
+    elif MODE == "rsp-unknown-cid":
+        c.sendall(rsp(cid ^ 0x5a5))
+    elif MODE == "c2h-unknown-cid":
+        c.sendall(hdr(7, 0x0C, 24, 24, 24 + 512) + struct.pack("<HHII", cid ^ 0x5a5, 0, 0, 512) + bytes(4) + bytes(512))
+    elif MODE == "c2h-out-of-range":
+        # Connect transfers no data to the host: any C2HData is out of range.
+        c.sendall(hdr(7, 0x0C, 24, 24, 24 + 512) + struct.pack("<HHII", cid, 0, 0, 512) + bytes(4) + bytes(512))
+    elif MODE == "r2t-zero-length":
+        c.sendall(hdr(9, 0, 24, 0, 24) + struct.pack("<HHII", cid, 1, 0, 0) + bytes(4))
+    elif MODE == "term-req":
+        c.sendall(hdr(3, 0, 24, 0, 24) + struct.pack("<HHH", 4, 0, 0) + bytes(10))
+    elif MODE == "garbage":
+        c.sendall(bytes([0xEE] * 24))
+    elif MODE == "plen-lies":
+        c.sendall(hdr(5, 0, 24, 0, 0xFFFFFFFF) + struct.pack("<QHHHH", 0, 0, 0, cid, 0))
+    else:
+        print("unknown mode", MODE, file=sys.stderr)
+        sys.exit(2)
+try:
+    c.settimeout(20)
+    while c.recv(4096):
+        pass
+except (OSError, EOFError):
+    pass
+c.close()
