@@ -32,7 +32,7 @@ impl Transport for TcpTransport {
     // the others by name ("invalid parameter").
     const ALLOWED_OPTS: u32 =
         opt::TRSVCID | opt::CTRL_LOSS_TMO | opt::HDR_DIGEST | opt::DATA_DIGEST | opt::NR_WRITE_QUEUES
-            | opt::HOST_TRADDR | opt::TOS;
+            | opt::HOST_TRADDR | opt::TOS | opt::RECONNECT_DELAY | opt::FAIL_FAST_TMO;
 
     fn create_ctrl(dev: &Device, opts: &CtrlOptions) -> Result<CtrlHandle> {
         let traddr = opts.traddr().ok_or(EINVAL)?;
@@ -68,6 +68,8 @@ pub(crate) struct TcpCtrl {
     src_addr: Option<SockAddr>,
     digests: Digests,
     err_work: kb::work_struct,
+    /// Delayed reconnect after an error (reconnect_delay, ctrl_loss_tmo).
+    connect_work: kb::delayed_work,
     /// The AER command: sent on the admin queue outside blk-mq, with a
     /// command id past the admin tag space (`NVME_AQ_BLK_MQ_DEPTH`).
     async_req: TcpRequest,
@@ -200,6 +202,7 @@ impl TcpCtrl {
         unsafe {
             nb::rnvme_init_work((&raw mut b.err_work).cast(), Some(err_work_fn));
             nb::rnvme_init_work((&raw mut b.ctrl.reset_work).cast(), Some(reset_work_fn));
+            nb::rnvme_init_delayed_work((&raw mut b.connect_work).cast(), Some(connect_work_fn));
         }
         let module = THIS_MODULE.load(Ordering::Relaxed);
         // SAFETY: holding a module reference per controller (dropped in
@@ -576,20 +579,25 @@ impl TcpCtrl {
         }
     }
 
-    /// Reconnects after a teardown, or removes the controller.
-    fn reconnect_or_remove(&mut self) {
+    /// After a failed connection (C: `nvme_tcp_reconnect_or_remove`):
+    /// another attempt in `reconnect_delay` seconds while `ctrl_loss_tmo`
+    /// allows, else the controller is removed.
+    fn reconnect_or_remove(&mut self, status: c_int) {
         let n = self.nctrl();
-        // SAFETY: our initialised controller.
-        if !unsafe { nb::nvme_change_ctrl_state(n, nb::nvme_ctrl_state_NVME_CTRL_CONNECTING) } {
+        if self.ctrl.state != nb::nvme_ctrl_state_NVME_CTRL_CONNECTING {
             return;
         }
-        match self.setup(false) {
-            Ok(()) => dev_info!(self.device(), "Successfully reconnected\n"),
-            Err(e) => {
-                dev_err!(self.device(), "reconnect failed ({}), removing controller\n", e.to_errno());
-                // SAFETY: as above.
-                unsafe { nb::nvme_delete_ctrl(n) };
-            }
+        // SAFETY: our initialised controller; the options live as long.
+        let delay = unsafe { (*self.ctrl.opts).reconnect_delay };
+        // SAFETY: as above.
+        if unsafe { nb::nvmf_should_reconnect(n, status) } {
+            dev_info!(self.device(), "Reconnecting in {} seconds...\n", delay);
+            // SAFETY: `connect_work` was initialised at creation.
+            unsafe { nb::rnvme_queue_delayed_work((&raw mut self.connect_work).cast(), delay) };
+        } else {
+            dev_info!(self.device(), "Removing controller ({})...\n", status);
+            // SAFETY: as above.
+            unsafe { nb::nvme_delete_ctrl(n) };
         }
     }
 }
@@ -690,8 +698,11 @@ unsafe extern "C" fn delete_ctrl_cb(n: *mut nb::nvme_ctrl) {
 /// Called by nvme-core with one of our controllers.
 unsafe extern "C" fn stop_ctrl_cb(n: *mut nb::nvme_ctrl) {
     let c = TcpCtrl::from_nctrl(n);
-    // SAFETY: `err_work` was initialised at creation.
-    unsafe { kb::flush_work(&raw mut c.err_work) };
+    // SAFETY: both work items were initialised at creation.
+    unsafe {
+        kb::flush_work(&raw mut c.err_work);
+        kb::cancel_delayed_work_sync(&raw mut c.connect_work);
+    }
 }
 
 /// Error recovery (C: `nvme_tcp_error_recovery_work`).
@@ -713,7 +724,31 @@ unsafe extern "C" fn err_work_fn(w: *mut kb::work_struct) {
     c.teardown_admin_queue(false);
     // SAFETY: as above.
     unsafe { nb::nvme_unquiesce_admin_queue(n) };
-    c.reconnect_or_remove();
+    // SAFETY: as above.
+    if !unsafe { nb::nvme_change_ctrl_state(n, nb::nvme_ctrl_state_NVME_CTRL_CONNECTING) } {
+        return;
+    }
+    c.reconnect_or_remove(0);
+}
+
+/// A delayed reconnect attempt (C: `nvme_tcp_reconnect_ctrl_work`).
+unsafe extern "C" fn connect_work_fn(w: *mut kb::work_struct) {
+    let off = core::mem::offset_of!(TcpCtrl, connect_work) + core::mem::offset_of!(kb::delayed_work, work);
+    // SAFETY: `w` is the work of `connect_work` of a live controller.
+    let c = unsafe { &mut *w.cast::<u8>().sub(off).cast::<TcpCtrl>() };
+    c.ctrl.nr_reconnects += 1;
+    // SAFETY: the options live as long as the controller.
+    let max = unsafe { (*c.ctrl.opts).max_reconnects };
+    match c.setup(false) {
+        Ok(()) => {
+            dev_info!(c.device(), "Successfully reconnected (attempt {}/{})\n", c.ctrl.nr_reconnects, max);
+            c.ctrl.nr_reconnects = 0;
+        }
+        Err(e) => {
+            dev_info!(c.device(), "Failed reconnect attempt {}/{}\n", c.ctrl.nr_reconnects, max);
+            c.reconnect_or_remove(e.to_errno());
+        }
+    }
 }
 
 /// `nvme reset` (C: `nvme_reset_ctrl_work`).
@@ -725,7 +760,18 @@ unsafe extern "C" fn reset_work_fn(w: *mut kb::work_struct) {
     // SAFETY: our initialised controller.
     unsafe { nb::nvme_stop_ctrl(n) };
     c.teardown(false);
-    c.reconnect_or_remove();
+    // SAFETY: as above.
+    if !unsafe { nb::nvme_change_ctrl_state(n, nb::nvme_ctrl_state_NVME_CTRL_CONNECTING) } {
+        return;
+    }
+    match c.setup(false) {
+        Ok(()) => dev_info!(c.device(), "Successfully reconnected\n"),
+        Err(e) => {
+            c.ctrl.nr_reconnects += 1;
+            dev_warn!(c.device(), "failed to reconnect after reset: {}\n", e.to_errno());
+            c.reconnect_or_remove(e.to_errno());
+        }
+    }
 }
 
 // ---- blk-mq callbacks ------------------------------------------------------

@@ -49,6 +49,8 @@ pub(crate) mod opt {
     pub(crate) const NR_WRITE_QUEUES: u32 = nb::NVMF_OPT_NR_WRITE_QUEUES as u32;
     pub(crate) const HOST_TRADDR: u32 = nb::NVMF_OPT_HOST_TRADDR as u32;
     pub(crate) const TOS: u32 = nb::NVMF_OPT_TOS as u32;
+    pub(crate) const RECONNECT_DELAY: u32 = nb::NVMF_OPT_RECONNECT_DELAY as u32;
+    pub(crate) const FAIL_FAST_TMO: u32 = nb::NVMF_OPT_FAIL_FAST_TMO as u32;
 }
 
 /// Connect options nvme-fabrics parsed (`struct nvmf_ctrl_options`).

@@ -342,3 +342,13 @@ void rnvme_complete_async_event(struct nvme_ctrl *ctrl, __le16 status, __le64 re
 
 	nvme_complete_async_event(ctrl, status, &res);
 }
+
+void rnvme_init_delayed_work(struct delayed_work *dw, void (*fn)(struct work_struct *))
+{
+	INIT_DELAYED_WORK(dw, fn);
+}
+
+bool rnvme_queue_delayed_work(struct delayed_work *dw, unsigned int secs)
+{
+	return queue_delayed_work(rnvme_wq, dw, secs * HZ);
+}

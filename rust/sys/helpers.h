@@ -110,4 +110,9 @@ void rnvme_complete_async_event(struct nvme_ctrl *ctrl, __le16 status, __le64 re
 /* SO_BINDTODEVICE to an existing interface (C driver: host_iface). */
 int rnvme_sock_bind_iface(struct socket *sock, char *iface);
 
+struct delayed_work;
+void rnvme_init_delayed_work(struct delayed_work *dw, void (*fn)(struct work_struct *));
+/* queue_delayed_work(rnvme_wq, dw, secs * HZ). */
+bool rnvme_queue_delayed_work(struct delayed_work *dw, unsigned int secs);
+
 #endif
