@@ -19,6 +19,11 @@ use kernel::{bindings as kb, device::Device, prelude::*};
 /// `NVME_TCP_ADMIN_CCSZ`: in-capsule data the admin queue accepts.
 const ADMIN_CCSZ: u32 = 8192;
 
+kernel::sync::global_lock! {
+    // SAFETY: initialised by `init_ops()` in module init, before any use.
+    unsafe(uninit) static CTRLS: Mutex<KVec<usize>> = KVec::new();
+}
+
 /// The module, for the references controllers hold on it.
 pub(crate) static THIS_MODULE: AtomicPtr<kb::module> = AtomicPtr::new(null_mut());
 
@@ -46,8 +51,26 @@ impl Transport for TcpTransport {
             })?),
             None => None,
         };
+        // SAFETY: the options are valid for the call.
+        let dup_ok = unsafe { (*opts.as_raw()).duplicate_connect };
+        if !dup_ok && existing_controller(opts) {
+            dev_err!(dev, "rnvme_tcp: a controller for {} at {}:{} exists (duplicate_connect not set)\n",
+                opts.subsysnqn().unwrap_or(c"?"), traddr, trsvcid);
+            return Err(EALREADY);
+        }
         TcpCtrl::create(dev, opts, addr, src)
     }
+}
+
+/// Whether a live controller already matches these options
+/// (C: `nvme_tcp_existing_controller`).
+fn existing_controller(opts: &CtrlOptions) -> bool {
+    let list = CTRLS.lock();
+    list.iter().any(|&c| {
+        // SAFETY: controllers stay on the list until free_ctrl removes them
+        // under this lock, so `c` is a live controller.
+        unsafe { nb::nvmf_ip_options_match(c as *mut nb::nvme_ctrl, opts.as_raw()) }
+    })
 }
 
 /// A controller: nvme-core's `nvme_ctrl` plus what the transport needs.
@@ -90,6 +113,8 @@ static CTRL_OPS: CtrlOps = CtrlOps(UnsafeCell::new(unsafe { core::mem::zeroed() 
 
 /// Fills in `CTRL_OPS`; called from module init before registration.
 pub(crate) fn init_ops(module: &'static ThisModule) {
+    // SAFETY: called exactly once, from module init.
+    unsafe { CTRLS.init() };
     THIS_MODULE.store(module.as_ptr(), Ordering::Relaxed);
     let ops = nb::nvme_ctrl_ops {
         name: c"tcp".as_char_ptr(),
@@ -241,6 +266,10 @@ impl TcpCtrl {
         match r {
             Ok(()) => {
                 c.created = true;
+                if CTRLS.lock().push(n as usize, GFP_KERNEL).is_err() {
+                    // Only the duplicate check misses this controller.
+                    dev_warn!(c.device(), "out of memory for the controller list\n");
+                }
                 dev_info!(
                     c.device(),
                     "new ctrl: NQN \"{}\", addr {}:{} (rnvme_tcp, recvmsg receive path)\n",
@@ -398,10 +427,12 @@ impl TcpCtrl {
     fn configure_io_queues(&mut self, new: bool) -> Result {
         let n = self.nctrl();
         self.alloc_io_queues()?;
+        // SAFETY: the options live as long as the controller.
+        let nr_maps = if unsafe { (*self.ctrl.opts).nr_poll_queues } > 0 { kb::hctx_type_HCTX_MAX_TYPES } else { 2 };
         if new {
             // SAFETY: the tag set lives in the controller; the ops are static.
             let ret = unsafe {
-                nb::nvme_alloc_io_tag_set(n, &raw mut self.tag_set, &MQ_OPS, 2, core::mem::size_of::<TcpRequest>() as u32)
+                nb::nvme_alloc_io_tag_set(n, &raw mut self.tag_set, &MQ_OPS, nr_maps, core::mem::size_of::<TcpRequest>() as u32)
             };
             if ret != 0 {
                 self.free_io_queues();
@@ -629,6 +660,7 @@ fn connect_queue(dev: &Device, qid: u16, c: &TcpCtrl, opts: &CtrlOptions) -> Res
 unsafe extern "C" fn free_ctrl_cb(n: *mut nb::nvme_ctrl) {
     let c = TcpCtrl::from_nctrl(n);
     if c.created {
+        CTRLS.lock().retain(|p| *p != n as usize);
         // SAFETY: after a successful create the options are ours to free.
         unsafe { nb::nvmf_free_options(c.ctrl.opts) };
     }
@@ -917,3 +949,4 @@ unsafe extern "C" fn map_queues_cb(set: *mut kb::blk_mq_tag_set) {
     // SAFETY: `io_queues` was filled by nvmf_set_io_queues.
     unsafe { nb::nvmf_map_queues(set.cast(), &raw mut c.ctrl, c.io_queues.as_mut_ptr()) };
 }
+

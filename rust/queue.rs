@@ -144,6 +144,8 @@ pub(crate) struct Queue {
     pub(crate) maxh2cdata: u32,
     pub(crate) cmnd_capsule_len: u32,
     pub(crate) live: AtomicBool,
+    /// Held by whoever runs a receive pass: io_work or a blk-mq poller.
+    recv_busy: AtomicBool,
     pub(crate) allocated: bool,
 }
 
@@ -167,6 +169,7 @@ impl Queue {
             maxh2cdata: 0,
             cmnd_capsule_len: 0,
             live: AtomicBool::new(false),
+            recv_busy: AtomicBool::new(false),
             allocated: false,
         }
     }
@@ -472,9 +475,23 @@ impl Queue {
         -(errno::EPROTO)
     }
 
+    /// One receive pass if no other context is in one (io_work and a
+    /// poller exclude each other here, as lock_sock() does in the C driver).
+    /// `None` when the other context holds it.
+    pub(crate) fn try_recv_pass(&mut self) -> Option<Result<recv::PassEnd, RecvError>> {
+        if self.recv_busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            return None;
+        }
+        let mut machine = core::mem::replace(&mut self.machine, RecvMachine::new(self.digests));
+        let r = recv::recv_pass(&mut machine, self);
+        self.machine = machine;
+        self.recv_busy.store(false, Ordering::Release);
+        Some(r)
+    }
+
     /// Logs why the queue stopped and starts error recovery. The queue is
     /// dead from here: nothing more is sent or received on it.
-    fn recv_failed(&mut self, e: RecvError) {
+    pub(crate) fn recv_failed(&mut self, e: RecvError) {
         dev_err!(self.dev(), "queue {}: receive failed: {} (-{})\n", self.qid, Shown(e), e.errno());
         // SAFETY: plain store to a flag the callbacks read with READ_ONCE.
         unsafe { core::ptr::write_volatile(&raw mut self.sk_ctx.rd_enabled, false) };
@@ -661,15 +678,14 @@ unsafe extern "C" fn io_work_fn(work: *mut kb::work_struct) {
         }
         // SAFETY: plain read of a flag.
         if unsafe { core::ptr::read_volatile(&raw const q.sk_ctx.rd_enabled) } {
-            let mut machine = core::mem::replace(&mut q.machine, RecvMachine::new(q.digests));
-            let r = recv::recv_pass(&mut machine, q);
-            q.machine = machine;
-            match r {
-                Ok(end) => pending |= end.completions > 0 || !end.drained,
-                Err(e) => {
+            match q.try_recv_pass() {
+                Some(Ok(end)) => pending |= end.completions > 0 || !end.drained,
+                Some(Err(e)) => {
                     q.recv_failed(e);
                     return;
                 }
+                // A poller is receiving: look again shortly.
+                None => pending = true,
             }
         }
         if !q.cur.is_null() || !q.send_head.is_null() {
