@@ -532,7 +532,9 @@ impl QueueIo for Queue {
         if unsafe { nb::rnvme_iov_iter_count((&raw const self.data_msg.msg_iter).cast()) } == 0 {
             // This bio is full: the phase continues in the next one.
             if !req.next_bio_if_done(kb::ITER_DEST) {
-                dev_err!(self.dev(), "queue {}: no space in request {:#x}\n", self.qid, req.nreq.genctr);
+                // SAFETY: the request is in flight.
+                let cid = unsafe { nb::rnvme_nvme_cid(req.rq().cast()) };
+                dev_err!(self.dev(), "queue {}: no space in request {:#x}\n", self.qid, cid);
                 return Err(errno::EIO);
             }
             self.data_msg.msg_iter = copy_iter(&req.iter);
