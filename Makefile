@@ -3,12 +3,13 @@
 #   make run      set up what is missing, boot the VM, connect, short fio
 #   make check    all tests: cargo test, module build, KTAP suite in the VM
 #   make module   build rnvme_tcp.ko (KDIR=<kernel build tree> to override)
+#   make bench    A/B: C nvme_tcp (read_sock) vs rnvme_tcp (recvmsg), ratios
 
 SHELL := /bin/bash
 KERNEL_LLVM ?= -19
 KDIR ?= $(shell bash -c '. scripts/lib.sh; kernel_dir')/build
 
-.PHONY: all setup module check run test-host test-vm vm-shell clean
+.PHONY: all setup module check run bench test-host test-vm clean
 
 all: module
 
@@ -30,6 +31,9 @@ check:
 
 run:
 	bash scripts/run.sh
+
+bench:
+	bash scripts/bench.sh
 
 clean:
 	-$(MAKE) -C "$(KDIR)" M="$(CURDIR)" LLVM=$(KERNEL_LLVM) clean 2>/dev/null

@@ -11,6 +11,8 @@
 # KVM is used only if a short probe boot succeeds; otherwise TCG.
 set -euo pipefail
 . "$(dirname "$0")/../scripts/lib.sh"
+# Never die silently: name the command that failed.
+trap 'echo "run-vm: unexpected failure (status $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 timeout=${RNVME_VM_TIMEOUT:-900}
 out=${RNVME_VM_OUT:-$RNVME_ROOT/build/vm}
@@ -58,7 +60,7 @@ boot() {
 		-virtfs "local,path=$RNVME_ROOT,mount_tag=src,security_model=none,readonly=on" \
 		-virtfs "local,path=$dir,mount_tag=out,security_model=none" \
 		-virtfs "local,path=$kdir/mods,mount_tag=kmod,security_model=none,readonly=on" \
-		-device virtio-rng-pci \
+		-device virtio-rng-pci ${RNVME_QEMU_EXTRA:-} \
 		</dev/null >"$dir/console.log" 2>&1 &
 	local qpid=$! tpid=
 	if [ $quiet -eq 0 ]; then
