@@ -9,7 +9,7 @@ ROOTFS_SUITE=${ROOTFS_SUITE:-trixie}
 export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-19/lib}
 # The kernel is built with clang/lld 19 (Rust-for-Linux's supported toolchain).
 KERNEL_LLVM=${KERNEL_LLVM:--19}
-export PATH="$HOME/.cargo/bin:$PATH"
+export PATH="$HOME/.cargo/bin:$PATH:/usr/sbin:/sbin"
 
 step() { printf '==> %s\n' "$*" >&2; }
 note() { printf '    %s\n' "$*" >&2; }
