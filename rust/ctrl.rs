@@ -685,15 +685,11 @@ unsafe extern "C" fn submit_async_event_cb(n: *mut nb::nvme_ctrl) {
     let digests = unsafe { (*q).digests };
     let req = &mut c.async_req;
     req.cmd.0 = [0; pdu::CMD_PDU_LEN + pdu::DIGEST_LEN];
-    req.cmd.0[..pdu::HDR_LEN].copy_from_slice(&pdu::cmd_header(digests, 0).encode());
     let Some(sqe) = req.sqe() else { return };
     sqe[0] = nb::nvme_admin_opcode_nvme_admin_async_event as u8;
     sqe[2..4].copy_from_slice(&(nb::NVME_AQ_BLK_MQ_DEPTH as u16).to_le_bytes());
     pdu::set_sgl(sqe, DataPlacement::None);
-    if digests.header {
-        let d = crate::proto::crc::digest(&crate::queue::KernelCrc32c, &req.cmd.0[..pdu::CMD_PDU_LEN]);
-        req.cmd.0[pdu::CMD_PDU_LEN..].copy_from_slice(&d);
-    }
+    req.seal_cmd(digests, 0);
     req.queue = q;
     req.inline_len = 0;
     req.data_len = 0;
@@ -900,12 +896,8 @@ unsafe extern "C" fn queue_rq_cb(hctx: *mut kb::blk_mq_hw_ctx, bd: *const kb::bl
     };
     let Some(sqe) = req.sqe() else { return BLK_STS_IOERR };
     pdu::set_sgl(sqe, place);
-    let hdr = pdu::cmd_header(digests, req.inline_len);
-    req.cmd.0[..pdu::HDR_LEN].copy_from_slice(&hdr.encode());
-    if digests.header {
-        let d = crate::proto::crc::digest(&crate::queue::KernelCrc32c, &req.cmd.0[..pdu::CMD_PDU_LEN]);
-        req.cmd.0[pdu::CMD_PDU_LEN..].copy_from_slice(&d);
-    }
+    let inline_len = req.inline_len;
+    req.seal_cmd(digests, inline_len);
     // SAFETY: the request is valid and set up.
     unsafe { nb::rnvme_start_request(rq.cast()) };
     q.queue_request(req);

@@ -86,6 +86,17 @@ impl TcpRequest {
         self.cmd.0[pdu::HDR_LEN..].first_chunk_mut::<{ pdu::SQE_LEN }>()
     }
 
+    /// Writes the capsule header and, with header digests, its digest.
+    /// Call once the SQE is final: the digest covers it.
+    pub(crate) fn seal_cmd(&mut self, digests: Digests, inline_len: u32) {
+        let hdr = pdu::cmd_header(digests, inline_len);
+        self.cmd.0[..pdu::HDR_LEN].copy_from_slice(&hdr.encode());
+        if digests.header {
+            let d = crc::digest(&KernelCrc32c, &self.cmd.0[..pdu::CMD_PDU_LEN]);
+            self.cmd.0[pdu::CMD_PDU_LEN..].copy_from_slice(&d);
+        }
+    }
+
     /// Sets up `iter` over the request's current bio (or special payload).
     fn init_iter(&mut self, dir: c_uint) {
         let rq = self.rq();
@@ -144,7 +155,8 @@ pub(crate) struct Queue {
     pub(crate) maxh2cdata: u32,
     pub(crate) cmnd_capsule_len: u32,
     pub(crate) live: AtomicBool,
-    /// Held by whoever runs a receive pass: io_work or a blk-mq poller.
+    /// Held by whoever runs a receive pass (today only io_work; a blk-mq
+    /// poll callback would take it too).
     recv_busy: AtomicBool,
     pub(crate) allocated: bool,
 }
@@ -476,7 +488,7 @@ impl Queue {
     }
 
     /// One receive pass if no other context is in one (io_work and a
-    /// poller exclude each other here, as lock_sock() does in the C driver).
+    /// poller would exclude each other here, as lock_sock() does in C).
     /// `None` when the other context holds it.
     pub(crate) fn try_recv_pass(&mut self) -> Option<Result<recv::PassEnd, RecvError>> {
         if self.recv_busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
@@ -686,7 +698,7 @@ unsafe extern "C" fn io_work_fn(work: *mut kb::work_struct) {
                     q.recv_failed(e);
                     return;
                 }
-                // A poller is receiving: look again shortly.
+                // Another context is receiving: look again shortly.
                 None => pending = true,
             }
         }
