@@ -28,7 +28,8 @@ while [ $# -gt 0 ]; do
 done
 [ $# -gt 0 ] || die "usage: run-vm.sh [--timeout SEC] [--out DIR] -- COMMAND..."
 
-kdir=$(kernel_dir)
+# RNVME_KERNEL_DIR boots another cached build (e.g. the previous one while a new one builds).
+kdir=${RNVME_KERNEL_DIR:-$(kernel_dir)}
 img=$(rootfs_img)
 [ -f "$kdir/.done" ] || die "kernel not built ($kdir): run scripts/setup.sh"
 [ -f "$img" ] || die "rootfs not built ($img): run scripts/setup.sh"

@@ -37,7 +37,8 @@ impl Transport for TcpTransport {
     // the others by name ("invalid parameter").
     const ALLOWED_OPTS: u32 =
         opt::TRSVCID | opt::CTRL_LOSS_TMO | opt::HDR_DIGEST | opt::DATA_DIGEST | opt::NR_WRITE_QUEUES
-            | opt::HOST_TRADDR | opt::TOS | opt::RECONNECT_DELAY | opt::FAIL_FAST_TMO;
+            | opt::NR_POLL_QUEUES | opt::HOST_TRADDR | opt::HOST_IFACE | opt::TOS | opt::RECONNECT_DELAY
+            | opt::FAIL_FAST_TMO;
 
     fn create_ctrl(dev: &Device, opts: &CtrlOptions) -> Result<CtrlHandle> {
         let traddr = opts.traddr().ok_or(EINVAL)?;
@@ -71,6 +72,25 @@ fn existing_controller(opts: &CtrlOptions) -> bool {
         // under this lock, so `c` is a live controller.
         unsafe { nb::nvmf_ip_options_match(c as *mut nb::nvme_ctrl, opts.as_raw()) }
     })
+}
+
+/// Writes the receive counters of every queue of every controller
+/// (`/sys/kernel/debug/rnvme_tcp/queues`).
+pub(crate) fn write_queue_stats(f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+    let list = CTRLS.lock();
+    for &n in list.iter() {
+        // SAFETY: controllers stay on the list until free_ctrl removes them
+        // under this lock, so `n` is a live controller of ours.
+        let c = TcpCtrl::from_nctrl(n as *mut nb::nvme_ctrl);
+        // SAFETY: nvme_init_ctrl() named the device before the controller
+        // went on the list; the name lives as long as the controller.
+        let name = unsafe { kernel::str::CStr::from_char_ptr(nb::rnvme_ctrl_name(n as *mut nb::nvme_ctrl)) };
+        // Only queues that were ever allocated count; the rest are zero.
+        for (qid, q) in c.queues.iter().enumerate() {
+            writeln!(f, "{} qid {} {}", name.to_str().unwrap_or("?"), qid, q.stats)?;
+        }
+    }
+    Ok(())
 }
 
 /// A controller: nvme-core's `nvme_ctrl` plus what the transport needs.
@@ -142,6 +162,7 @@ static ADMIN_MQ_OPS: kb::blk_mq_ops = kb::blk_mq_ops {
     init_request: Some(init_request_cb),
     init_hctx: Some(init_admin_hctx_cb),
     timeout: Some(timeout_cb),
+    commit_rqs: Some(commit_rqs_cb),
     // SAFETY: the remaining members are optional callbacks; NULL is valid.
     ..unsafe { core::mem::zeroed() }
 };
@@ -153,6 +174,8 @@ static MQ_OPS: kb::blk_mq_ops = kb::blk_mq_ops {
     init_hctx: Some(init_hctx_cb),
     timeout: Some(timeout_cb),
     map_queues: Some(map_queues_cb),
+    commit_rqs: Some(commit_rqs_cb),
+    poll: Some(poll_cb),
     // SAFETY: the remaining members are optional callbacks; NULL is valid.
     ..unsafe { core::mem::zeroed() }
 };
@@ -699,7 +722,7 @@ unsafe extern "C" fn submit_async_event_cb(n: *mut nb::nvme_ctrl) {
     req.send = SendState::Cmd { off: 0 };
     c.aer_outstanding.store(true, Ordering::Release);
     // SAFETY: `q` is queue 0 of this controller.
-    unsafe { (*q).queue_request(&mut c.async_req) };
+    unsafe { (*q).queue_request(&mut c.async_req, true) };
 }
 
 /// Hands an AER completion to nvme-core; false when no AER is outstanding
@@ -900,8 +923,27 @@ unsafe extern "C" fn queue_rq_cb(hctx: *mut kb::blk_mq_hw_ctx, bd: *const kb::bl
     req.seal_cmd(digests, inline_len);
     // SAFETY: the request is valid and set up.
     unsafe { nb::rnvme_start_request(rq.cast()) };
-    q.queue_request(req);
+    // SAFETY: `bd` is valid for the call.
+    let last = unsafe { (*bd).last };
+    q.queue_request(req, last);
     kb::BLK_STS_OK as kb::blk_status_t
+}
+
+/// # Safety
+/// Called by blk-mq with a started hw context of ours, after a batch of
+/// `queue_rq` calls whose last one did not see `last`.
+unsafe extern "C" fn commit_rqs_cb(hctx: *mut kb::blk_mq_hw_ctx) {
+    // SAFETY: `driver_data` was set in init_hctx to one of our queues.
+    let q = unsafe { &mut *(*hctx).driver_data.cast::<Queue>() };
+    q.kick();
+}
+
+/// # Safety
+/// Called by blk-mq for a hw context of the poll map.
+unsafe extern "C" fn poll_cb(hctx: *mut kb::blk_mq_hw_ctx, _iob: *mut kb::io_comp_batch) -> c_int {
+    // SAFETY: `driver_data` was set in init_hctx to one of our queues.
+    let q = unsafe { &mut *(*hctx).driver_data.cast::<Queue>() };
+    q.poll()
 }
 
 /// # Safety

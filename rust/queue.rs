@@ -13,6 +13,7 @@ use crate::proto::pdu::{self, Digests};
 use crate::proto::recv::{self, Event, QueueIo, RecvError, RecvMachine};
 use crate::sys::bindings as nb;
 use crate::sys::fmt::Shown;
+use crate::stats::QueueStats;
 use crate::sys::socket::TcpSocket;
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +37,17 @@ pub(crate) enum SendState {
     H2CData,
     /// Sending the data digest of the PDU just sent; `off` bytes are out.
     DataDigest { off: usize },
+}
+
+/// Where a receive pass takes its bytes from. The receive machine is the
+/// same for both: only the byte source differs.
+#[derive(Clone, Copy, Debug)]
+enum RecvSource {
+    /// Pull: `sock_recvmsg()` with `MSG_DONTWAIT` (io_work).
+    Socket,
+    /// Push: the `left` bytes of `skb` from `off`, handed over by
+    /// `read_sock()` (the poll path, which must not sleep).
+    Skb { skb: *const kb::sk_buff, off: u32, left: usize },
 }
 
 /// The command capsule of a request, 8-byte aligned so the SQE at offset 8
@@ -155,9 +167,14 @@ pub(crate) struct Queue {
     pub(crate) maxh2cdata: u32,
     pub(crate) cmnd_capsule_len: u32,
     pub(crate) live: AtomicBool,
-    /// Held by whoever runs a receive pass (today only io_work; a blk-mq
-    /// poll callback would take it too).
+    /// Where the running pass reads from; `Socket` outside a poll.
+    source: RecvSource,
+    /// A poll's outcome so far: completions, or why the queue failed.
+    poll_result: Result<u32, RecvError>,
+    /// Held by whoever runs a receive pass: io_work or a blk-mq poller.
     recv_busy: AtomicBool,
+    /// Receive counters (debugfs `rnvme_tcp/queues`).
+    pub(crate) stats: QueueStats,
     pub(crate) allocated: bool,
 }
 
@@ -181,7 +198,10 @@ impl Queue {
             maxh2cdata: 0,
             cmnd_capsule_len: 0,
             live: AtomicBool::new(false),
+            source: RecvSource::Socket,
+            poll_result: Ok(0),
             recv_busy: AtomicBool::new(false),
+            stats: QueueStats::default(),
             allocated: false,
         }
     }
@@ -247,6 +267,13 @@ impl Queue {
         }
         // SAFETY: `io_work` was initialised in `alloc`.
         unsafe { kb::cancel_work_sync(&raw mut self.io_work) };
+        // A poller that saw the queue live may still be in its pass; it
+        // never sleeps there, so this wait is short.
+        while self.recv_busy.load(Ordering::Acquire) {
+            // SAFETY: plain sleep in process context (stop is never called
+            // from a receive pass).
+            unsafe { kb::msleep(1) };
+        }
     }
 
     /// Releases the socket (C: `nvme_tcp_free_queue`).
@@ -258,14 +285,23 @@ impl Queue {
         self.allocated = false;
     }
 
-    /// Hands a request to io_work (from queue_rq).
-    pub(crate) fn queue_request(&mut self, req: &mut TcpRequest) {
+    /// Hands a request to io_work (from queue_rq). io_work is kicked for
+    /// the `last` request of a batch only; blk-mq calls `commit_rqs` (which
+    /// kicks it) when a batch ends without one.
+    pub(crate) fn queue_request(&mut self, req: &mut TcpRequest, last: bool) {
         // SAFETY: `lentry` is the request's own node and `req_list` was
         // initialised in `alloc`; llist_add is safe against concurrent adds.
-        unsafe {
-            nb::rnvme_llist_add((&raw mut req.lentry).cast(), (&raw mut self.req_list).cast());
-            nb::rnvme_queue_work((&raw mut self.io_work).cast(), self.sk_ctx.io_cpu);
+        unsafe { nb::rnvme_llist_add((&raw mut req.lentry).cast(), (&raw mut self.req_list).cast()) };
+        if last {
+            self.kick();
         }
+    }
+
+    /// Schedules io_work on the queue's CPU.
+    pub(crate) fn kick(&mut self) {
+        // SAFETY: `io_work` was initialised in `alloc` and lives as long
+        // as the queue.
+        unsafe { nb::rnvme_queue_work((&raw mut self.io_work).cast(), self.sk_ctx.io_cpu) };
     }
 
     /// Moves newly queued requests onto io_work's FIFO.
@@ -487,23 +523,85 @@ impl Queue {
         -(errno::EPROTO)
     }
 
-    /// One receive pass if no other context is in one (io_work and a
-    /// poller would exclude each other here, as lock_sock() does in C).
-    /// `None` when the other context holds it.
+    /// One pull receive pass (io_work) if no other context is in one:
+    /// io_work and a poller exclude each other here, as lock_sock() makes
+    /// them do in C. `None` when the poller holds it.
     pub(crate) fn try_recv_pass(&mut self) -> Option<Result<recv::PassEnd, RecvError>> {
         if self.recv_busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
             return None;
         }
+        let r = self.run_pass();
+        self.recv_busy.store(false, Ordering::Release);
+        Some(r)
+    }
+
+    /// Runs the receive machine over `self.source`. The caller holds
+    /// `recv_busy`.
+    fn run_pass(&mut self) -> Result<recv::PassEnd, RecvError> {
         let mut machine = core::mem::replace(&mut self.machine, RecvMachine::new(self.digests));
         let r = recv::recv_pass(&mut machine, self);
         self.machine = machine;
+        r
+    }
+
+    /// The blk-mq poll of a poll queue (C: `nvme_tcp_poll`): what the
+    /// socket holds now goes through the receive machine, pushed by
+    /// `read_sock()` under the socket spinlock, because pollers may run
+    /// where sleeping is not allowed (io_uring polls under
+    /// `rcu_read_lock()`), and `sock_recvmsg()` sleeps in `lock_sock()`.
+    ///
+    /// Returns the commands completed, 0 when io_work is receiving (it
+    /// completes them) or the queue is not live, or a negative errno when
+    /// the connection failed (error recovery has been started).
+    pub(crate) fn poll(&mut self) -> c_int {
+        if self.recv_busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            return 0;
+        }
+        let mut ret = 0;
+        // `stop` clears `live` before waiting for `recv_busy`: a live
+        // queue here keeps its socket until we let go.
+        // SAFETY: plain read of a flag the callbacks also read.
+        let rd = unsafe { core::ptr::read_volatile(&raw const self.sk_ctx.rd_enabled) };
+        if self.live.load(Ordering::Acquire) && rd {
+            let me: *mut Queue = self;
+            if let Ok(raw) = self.sock().map(|s| s.as_raw()) {
+                self.poll_result = Ok(0);
+                // read_sock's byte count is not needed: the machine keeps
+                // its own place, and -EBUSY (io_work owns the socket) means
+                // io_work receives.
+                // SAFETY: the socket is connected; `me` is this queue, which
+                // outlives the call; `push_actor` only runs inside it.
+                unsafe { nb::rnvme_sock_read_push(raw.cast(), me.cast(), Some(push_actor)) };
+                QueueStats::add(&self.stats.polls, 1);
+                ret = match core::mem::replace(&mut self.poll_result, Ok(0)) {
+                    Ok(done) => {
+                        QueueStats::add(&self.stats.poll_completions, u64::from(done));
+                        done.min(c_int::MAX as u32) as c_int
+                    }
+                    Err(e) => {
+                        // Never sleep here: no cancelling of set-up
+                        // commands (the timeout handler fails those).
+                        self.recv_failed_atomic(e);
+                        -e.errno()
+                    }
+                };
+            }
+        }
         self.recv_busy.store(false, Ordering::Release);
-        Some(r)
+        ret
     }
 
     /// Logs why the queue stopped and starts error recovery. The queue is
     /// dead from here: nothing more is sent or received on it.
     pub(crate) fn recv_failed(&mut self, e: RecvError) {
+        self.recv_failed_atomic(e);
+        // While connecting there is no recovery to run: fail the queue's
+        // commands now (the Fabrics Connect) rather than after a timeout.
+        self.ctrl().fail_setup_requests(self.qid);
+    }
+
+    /// The part of [`Self::recv_failed`] that never sleeps (for pollers).
+    fn recv_failed_atomic(&mut self, e: RecvError) {
         dev_err!(self.dev(), "queue {}: receive failed: {} (-{})\n", self.qid, Shown(e), e.errno());
         // SAFETY: plain store to a flag the callbacks read with READ_ONCE.
         unsafe { core::ptr::write_volatile(&raw mut self.sk_ctx.rd_enabled, false) };
@@ -513,9 +611,25 @@ impl Queue {
         self.send_tail = null_mut();
         self.data_req = null_mut();
         self.ctrl().error_recovery();
-        // While connecting there is no recovery to run: fail the queue's
-        // commands now (the Fabrics Connect) rather than after a timeout.
-        self.ctrl().fail_setup_requests(self.qid);
+    }
+
+    /// Takes up to `max` bytes from the skb a poll pushed: `(skb, off, n)`
+    /// to copy, or `EAGAIN` once it is used up.
+    fn take_pushed(&mut self, max: usize) -> Result<(*const kb::sk_buff, c_int, usize), i32> {
+        let RecvSource::Skb { skb, off, left } = self.source else {
+            return Err(errno::EINVAL);
+        };
+        let n = max.min(left);
+        if n == 0 {
+            return Err(errno::EAGAIN);
+        }
+        let (Ok(o), Ok(_)) = (c_int::try_from(off), c_int::try_from(n)) else {
+            return Err(errno::EINVAL);
+        };
+        // n <= left <= u32::MAX - off: read_sock hands over (off, len) of
+        // one skb, both within its u32 length.
+        self.source = RecvSource::Skb { skb, off: off + n as u32, left: left - n };
+        Ok((skb, o, n))
     }
 }
 
@@ -527,10 +641,17 @@ impl QueueIo for Queue {
     }
 
     fn recv_buf(&mut self, buf: &mut [u8]) -> Result<usize, i32> {
-        match self.sock()?.recv(buf, kb::MSG_DONTWAIT as c_int) {
-            Ok(n) => Ok(n),
-            Err(e) => Err(-e),
+        if let RecvSource::Socket = self.source {
+            return match self.sock()?.recv(buf, kb::MSG_DONTWAIT as c_int) {
+                Ok(n) => Ok(n),
+                Err(e) => Err(-e),
+            };
         }
+        let (skb, off, n) = self.take_pushed(buf.len())?;
+        // SAFETY: read_sock holds the skb for the call and it has `n`
+        // bytes at `off`; `buf` has room for `n` (take_pushed caps it).
+        let r = unsafe { kb::skb_copy_bits(skb, off, buf.as_mut_ptr().cast(), n as c_int) };
+        if r < 0 { Err(-r) } else { Ok(n) }
     }
 
     fn recv_data(&mut self, len: usize, crc: Option<&mut u32>) -> Result<usize, i32> {
@@ -554,14 +675,28 @@ impl QueueIo for Queue {
         // SAFETY: truncating our private copy to what this phase may take.
         unsafe { nb::rnvme_iov_iter_truncate((&raw mut self.data_msg.msg_iter).cast(), len) };
         let before = copy_iter(&self.data_msg.msg_iter);
-        let sock = self.sock()?;
-        // SAFETY: the msghdr's iterator points into the request's pages
-        // (only ever its own: the range was checked in DataBegin).
-        let n = unsafe { kb::sock_recvmsg(sock.as_raw(), &mut self.data_msg, kb::MSG_DONTWAIT as c_int) };
-        if n < 0 {
-            return Err(-n);
-        }
-        let n = n as usize;
+        let n = if let RecvSource::Socket = self.source {
+            let sock = self.sock()?;
+            // SAFETY: the msghdr's iterator points into the request's pages
+            // (only ever its own: the range was checked in DataBegin).
+            let n = unsafe { kb::sock_recvmsg(sock.as_raw(), &mut self.data_msg, kb::MSG_DONTWAIT as c_int) };
+            if n < 0 {
+                return Err(-n);
+            }
+            n as usize
+        } else {
+            // SAFETY: the phase's iterator copy, set up above.
+            let room = unsafe { nb::rnvme_iov_iter_count((&raw const self.data_msg.msg_iter).cast()) };
+            let (skb, off, n) = self.take_pushed(room)?;
+            // SAFETY: read_sock holds the skb, which has `n` bytes at
+            // `off`; the iterator covers at least `n` bytes of the
+            // request's pages and advances past them, as recvmsg's would.
+            let r = unsafe { kb::skb_copy_datagram_iter(skb, off, &raw mut self.data_msg.msg_iter, n as c_int) };
+            if r < 0 {
+                return Err(-r);
+            }
+            n
+        };
         if let Some(c) = crc {
             // SAFETY: `before` covers exactly the bytes just received.
             *c = unsafe { nb::rnvme_iter_crc32c((&raw const before).cast(), n, *c) };
@@ -693,7 +828,11 @@ unsafe extern "C" fn io_work_fn(work: *mut kb::work_struct) {
         // SAFETY: plain read of a flag.
         if unsafe { core::ptr::read_volatile(&raw const q.sk_ctx.rd_enabled) } {
             match q.try_recv_pass() {
-                Some(Ok(end)) => pending |= end.completions > 0 || !end.drained,
+                Some(Ok(end)) => {
+                    QueueStats::add(&q.stats.work_passes, 1);
+                    QueueStats::add(&q.stats.work_completions, u64::from(end.completions));
+                    pending |= end.completions > 0 || !end.drained
+                }
                 Some(Err(e)) => {
                     q.recv_failed(e);
                     return;
@@ -719,6 +858,36 @@ unsafe extern "C" fn io_work_fn(work: *mut kb::work_struct) {
     }
     // SAFETY: requeue our own initialised work item.
     unsafe { nb::rnvme_queue_work(work.cast(), q.sk_ctx.io_cpu) };
+}
+
+/// `read_sock()`'s actor for [`Queue::poll`]: runs the receive machine over
+/// `len` bytes of `skb` from `off` and returns how many it used (all of
+/// them unless the queue failed; the failure is in `poll_result`).
+unsafe extern "C" fn push_actor(ctx: *mut c_void, skb: *mut kb::sk_buff, off: c_uint, len: usize) -> c_int {
+    // SAFETY: `ctx` is the queue whose `poll` is running `read_sock` and
+    // holds its `recv_busy`, so nothing else touches its receive state.
+    let q = unsafe { &mut *ctx.cast::<Queue>() };
+    if q.poll_result.is_err() {
+        return -(errno::EPROTO);
+    }
+    let len = len.min(c_int::MAX as usize);
+    q.source = RecvSource::Skb { skb, off, left: len };
+    let r = q.run_pass();
+    let left = match q.source {
+        RecvSource::Skb { left, .. } => left,
+        RecvSource::Socket => 0,
+    };
+    q.source = RecvSource::Socket;
+    match r {
+        Ok(end) => {
+            if let Ok(n) = &mut q.poll_result {
+                *n += end.completions;
+            }
+        }
+        Err(e) => q.poll_result = Err(e),
+    }
+    // left <= len <= c_int::MAX
+    (len - left) as c_int
 }
 
 /// `sk_state_change` on a closing socket (softirq): start error recovery,

@@ -7,6 +7,7 @@
 
 mod ctrl;
 mod queue;
+mod stats;
 #[allow(unreachable_pub, dead_code)]
 mod proto;
 mod sys;
@@ -22,11 +23,13 @@ module! {
     alias: ["nvme-tcp"],
 }
 
-// Fields drop in order: the transport goes before the workqueue.
+// Fields drop in order: the transport goes first (no controller is left
+// to show in debugfs or to queue work), then debugfs, then the workqueue.
 #[pin_data]
 struct RnvmeTcpModule {
     #[pin]
     transport: sys::fabrics::Registration<ctrl::TcpTransport>,
+    _debugfs: stats::Debugfs,
     _wq: sys::workqueue::Workqueue,
 }
 
@@ -34,8 +37,10 @@ impl kernel::InPlaceModule for RnvmeTcpModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         ctrl::init_ops(module);
         let wq = sys::workqueue::Workqueue::new();
+        let debugfs = stats::Debugfs::new();
         try_pin_init!(Self {
             _wq: wq?,
+            _debugfs: debugfs?,
             transport <- sys::fabrics::Registration::register(module),
         })
         .pin_chain(|_| {

@@ -47,6 +47,8 @@ pub(crate) mod opt {
     pub(crate) const HDR_DIGEST: u32 = nb::NVMF_OPT_HDR_DIGEST as u32;
     pub(crate) const DATA_DIGEST: u32 = nb::NVMF_OPT_DATA_DIGEST as u32;
     pub(crate) const NR_WRITE_QUEUES: u32 = nb::NVMF_OPT_NR_WRITE_QUEUES as u32;
+    pub(crate) const NR_POLL_QUEUES: u32 = nb::NVMF_OPT_NR_POLL_QUEUES as u32;
+    pub(crate) const HOST_IFACE: u32 = nb::NVMF_OPT_HOST_IFACE as u32;
     pub(crate) const HOST_TRADDR: u32 = nb::NVMF_OPT_HOST_TRADDR as u32;
     pub(crate) const TOS: u32 = nb::NVMF_OPT_TOS as u32;
     pub(crate) const RECONNECT_DELAY: u32 = nb::NVMF_OPT_RECONNECT_DELAY as u32;

@@ -205,6 +205,42 @@ bool rnvme_sock_writeable(struct socket *sock)
 	return sk_stream_is_writeable(sock->sk);
 }
 
+struct rnvme_push {
+	void *ctx;
+	int (*actor)(void *ctx, struct sk_buff *skb, unsigned int off, size_t len);
+};
+
+static int rnvme_push_actor(read_descriptor_t *desc, struct sk_buff *skb,
+			    unsigned int off, size_t len)
+{
+	struct rnvme_push *p = desc->arg.data;
+	int used = p->actor(p->ctx, skb, off, len);
+
+	/* An error, or a queue that stopped short: read no further. */
+	if (used < 0 || (size_t)used < len)
+		desc->count = 0;
+	return used;
+}
+
+int rnvme_sock_read_push(struct socket *sock, void *ctx,
+			 int (*actor)(void *ctx, struct sk_buff *skb, unsigned int off, size_t len))
+{
+	struct sock *sk = sock->sk;
+	struct rnvme_push p = { .ctx = ctx, .actor = actor };
+	read_descriptor_t desc = { .arg.data = &p, .count = 1 };
+	int ret;
+
+	local_bh_disable();
+	bh_lock_sock(sk);
+	if (sock_owned_by_user(sk))
+		ret = -EBUSY;
+	else
+		ret = sock->ops->read_sock(sk, &desc, rnvme_push_actor);
+	bh_unlock_sock(sk);
+	local_bh_enable();
+	return ret;
+}
+
 void rnvme_rq_init_iter(struct iov_iter *it, struct request *rq, struct bio *bio, unsigned int dir)
 {
 	if (rq->rq_flags & RQF_SPECIAL_PAYLOAD) {

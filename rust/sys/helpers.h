@@ -68,6 +68,18 @@ void rnvme_sock_install(struct socket *sock, struct rnvme_sk_ctx *ctx);
 void rnvme_sock_restore(struct socket *sock, struct rnvme_sk_ctx *ctx);
 bool rnvme_sock_writeable(struct socket *sock);
 
+struct sk_buff;
+/*
+ * Push-mode receive for the poll path: runs sock->ops->read_sock() under
+ * bh_lock_sock (never sleeps), as the softirq receive path would, unless a
+ * task owns the socket (then -EBUSY: that task is receiving). `actor` gets
+ * each queued skb range and returns the bytes it used, or a negative errno;
+ * it is never given more than the socket holds. Returns what read_sock()
+ * returns: bytes consumed, or a negative errno.
+ */
+int rnvme_sock_read_push(struct socket *sock, void *ctx,
+			 int (*actor)(void *ctx, struct sk_buff *skb, unsigned int off, size_t len));
+
 /* nvme_tcp_init_iter(): an iterator over `bio` (or the special payload). */
 void rnvme_rq_init_iter(struct iov_iter *it, struct request *rq, struct bio *bio, unsigned int dir);
 size_t rnvme_iov_iter_count(const struct iov_iter *it);

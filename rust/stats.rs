@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `/sys/kernel/debug/rnvme_tcp/queues`: per-queue receive counters, so a
+//! test or a benchmark can tell which context completed the commands
+//! (io_work's recvmsg passes, or blk-mq pollers' read_sock pushes).
+
+use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+use kernel::{debugfs, prelude::*};
+
+/// Counters of one queue; relaxed atomics, read while the queue runs.
+#[derive(Default)]
+pub(crate) struct QueueStats {
+    /// Receive passes io_work ran (pull, `sock_recvmsg()`).
+    pub(crate) work_passes: AtomicU64,
+    /// Commands those passes completed.
+    pub(crate) work_completions: AtomicU64,
+    /// blk-mq `poll` calls that ran the receive machine (push, `read_sock()`).
+    pub(crate) polls: AtomicU64,
+    /// Commands those polls completed.
+    pub(crate) poll_completions: AtomicU64,
+}
+
+impl QueueStats {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Display for QueueStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "work_passes={} work_completions={} polls={} poll_completions={}",
+            self.work_passes.load(Ordering::Relaxed),
+            self.work_completions.load(Ordering::Relaxed),
+            self.polls.load(Ordering::Relaxed),
+            self.poll_completions.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// The contents of the `queues` file: one line per queue of every
+/// controller, `nvmeN qid Q <counters>`.
+pub(crate) struct QueuesFile;
+
+impl fmt::Debug for QueuesFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        crate::ctrl::write_queue_stats(f)
+    }
+}
+
+/// The module's debugfs directory and its files; removed when dropped.
+pub(crate) struct Debugfs {
+    _queues: Pin<KBox<debugfs::File<QueuesFile>>>,
+    _dir: debugfs::Dir,
+}
+
+impl Debugfs {
+    pub(crate) fn new() -> Result<Self> {
+        let dir = debugfs::Dir::new(c"rnvme_tcp");
+        let queues = KBox::pin_init(dir.read_only_file(c"queues", QueuesFile), GFP_KERNEL)?;
+        Ok(Self { _queues: queues, _dir: dir })
+    }
+}
