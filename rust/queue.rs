@@ -362,8 +362,9 @@ impl Queue {
         if n < 0 { Err(n) } else { Ok(n as usize) }
     }
 
-    /// Sends up to `len` bytes of the request's data from its iterator,
-    /// extending the request's data digest when data digests are on.
+    /// Sends up to `len` bytes of the request's data from its iterator
+    /// (pages spliced, not copied, where allowed), extending the request's
+    /// data digest when data digests are on.
     fn send_data(&self, req: &mut TcpRequest, len: usize, more: bool) -> Result<usize, c_int> {
         let sock = self.sock()?;
         if !req.next_bio_if_done(kb::ITER_SOURCE) {
@@ -377,7 +378,14 @@ impl Queue {
         // SAFETY: truncating a private copy of the iterator.
         unsafe { nb::rnvme_iov_iter_truncate((&raw mut msg.msg_iter).cast(), len) };
         let before = copy_iter(&msg.msg_iter);
-        msg.msg_flags = (kb::MSG_DONTWAIT | if more { kb::MSG_MORE } else { kb::MSG_EOR }) as _;
+        let mut flags = kb::MSG_DONTWAIT | if more { kb::MSG_MORE } else { kb::MSG_EOR };
+        // The bio's pages go to the socket by reference, not copied, when
+        // every one of them may (as the C driver's MSG_SPLICE_PAGES).
+        // SAFETY: `msg_iter` is our copy of the request's iterator.
+        if unsafe { nb::rnvme_iter_sendpages_ok((&raw const msg.msg_iter).cast(), len) } {
+            flags |= kb::MSG_SPLICE_PAGES;
+        }
+        msg.msg_flags = flags as _;
         // SAFETY: the iterator covers the request's pages, pinned while the
         // request is in flight.
         let n = unsafe { kb::sock_sendmsg(sock.as_raw(), &mut msg) };

@@ -241,6 +241,27 @@ int rnvme_sock_read_push(struct socket *sock, void *ctx,
 	return ret;
 }
 
+bool rnvme_iter_sendpages_ok(const struct iov_iter *it, size_t len)
+{
+	const struct bio_vec *bv;
+	unsigned long nr;
+	size_t skip;
+
+	if (!iov_iter_is_bvec(it))
+		return false;
+	bv = it->bvec;
+	nr = it->nr_segs;
+	skip = it->iov_offset;
+	for (; len && nr; bv++, nr--, skip = 0) {
+		size_t seg = min_t(size_t, bv->bv_len - skip, len);
+
+		if (!sendpages_ok(bv->bv_page, seg, bv->bv_offset + skip))
+			return false;
+		len -= seg;
+	}
+	return true;
+}
+
 void rnvme_rq_init_iter(struct iov_iter *it, struct request *rq, struct bio *bio, unsigned int dir)
 {
 	if (rq->rq_flags & RQF_SPECIAL_PAYLOAD) {

@@ -105,6 +105,12 @@ unsigned int rnvme_nvmf_nr_io_queues(struct nvmf_ctrl_options *opts);
 /* The address of ctrl->device's kobject name, for logs (dev_name()). */
 struct device *rnvme_ctrl_device(struct nvme_ctrl *ctrl);
 
+/*
+ * Whether the first `len` bytes of a bvec iterator may be sent by reference
+ * (MSG_SPLICE_PAGES): sendpages_ok() on every page, as nvme_tcp_try_send_data().
+ * Slab pages (a discard's range list) and pages without a refcount may not.
+ */
+bool rnvme_iter_sendpages_ok(const struct iov_iter *it, size_t len);
 void rnvme_iov_iter_truncate(struct iov_iter *it, size_t count);
 /* crc32c() over the first n bytes an iterator covers (the data digest). */
 u32 rnvme_iter_crc32c(const struct iov_iter *it, size_t n, u32 crc);

@@ -80,12 +80,12 @@ impl TcpSocket {
                     core::mem::size_of::<kb::__kernel_sockaddr_storage>() as c_int,
                 )
             })
-            .inspect_err(|e| pr_err!("rnvme_tcp: failed to bind to host_traddr: {}\n", e.to_errno()))?;
+            .inspect_err(|e| pr_err!("failed to bind to host_traddr: {}\n", e.to_errno()))?;
         }
         if let Some(iface) = iface {
             // SAFETY: the socket is valid and `iface` NUL-terminated.
             to_result(unsafe { nb::rnvme_sock_bind_iface(s.as_raw().cast(), iface.as_char_ptr().cast_mut()) })
-                .inspect_err(|e| pr_err!("rnvme_tcp: failed to bind to interface {}: {}\n", iface, e.to_errno()))?;
+                .inspect_err(|e| pr_err!("failed to bind to interface {}: {}\n", iface, e.to_errno()))?;
         }
         // SAFETY: the address storage is valid for its full size.
         to_result(unsafe {

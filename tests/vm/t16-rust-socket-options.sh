@@ -1,5 +1,6 @@
 #!/bin/bash
-# host_traddr and tos: the queues bind to the given source address; a bad address fails clearly.
+# host_traddr, tos and host_iface: the queues bind to the given source address or
+# interface; a bad address or interface fails clearly.
 . "$(dirname "$0")/lib.sh"
 target_up || fail "target set-up failed"
 on_exit unload_transports
@@ -17,3 +18,20 @@ echo "transport=tcp,traddr=$TRADDR,trsvcid=$TRSVCID,nqn=$NQN,host_traddr=192.0.2
 	fail "connect from an address of no interface succeeded"
 dmesg_since_mark | grep -q 'rnvme_tcp: failed to bind to host_traddr: -99' || fail "no clear error for a bad host_traddr"
 dmesg_since_mark | grep -o 'rnvme_tcp: failed to bind.*' | sed 's/^/# /'
+# host_iface: every queue's socket is bound to lo (SO_BINDTODEVICE); an
+# interface that does not exist fails the connect with a clear error.
+ctrl=$(rust_connect --host-iface=lo) || fail "connect with host_iface=lo failed"
+assert_rust_ctrl "$ctrl" || fail "$ctrl is not served by rnvme_tcp"
+dev=$(ns_dev_of "$ctrl") || fail "no namespace block device"
+run ss -tnH state established "( dport = :$TRSVCID )"
+bound=$(ss -tnH state established "( dport = :$TRSVCID )" | grep -c '%lo:')
+all=$(ss -tnH state established "( dport = :$TRSVCID )" | wc -l)
+[ "$all" -ge 2 ] && [ "$bound" = "$all" ] || fail "$bound of $all queue sockets are bound to lo"
+run_fio --name=iface --filename="$dev" --rw=randwrite --bs=4k --size=2M --ioengine=libaio --iodepth=4 --direct=1 \
+	--verify=crc32c --do_verify=1 --verify_fatal=1 || fail "fio over host_iface=lo failed"
+run nvme disconnect -n "$NQN" || fail "disconnect failed"
+log "\$ echo ...,host_iface=nosuch0 > /dev/nvme-fabrics"
+echo "transport=tcp,traddr=$TRADDR,trsvcid=$TRSVCID,nqn=$NQN,host_iface=nosuch0" >/dev/nvme-fabrics 2>/dev/null &&
+	fail "connect through a missing interface succeeded"
+dmesg_since_mark | grep -q 'rnvme_tcp: failed to bind to interface nosuch0: -19' || fail "no clear error for a bad host_iface"
+dmesg_since_mark | grep -o 'rnvme_tcp: failed to bind to interface.*' | sed 's/^/# /'
