@@ -120,6 +120,9 @@ pub(crate) struct TcpCtrl {
     aer_outstanding: AtomicBool,
     /// True once creation succeeded: `free_ctrl` then owns the options.
     created: bool,
+    /// io_work receives with `read_sock()` instead of `sock_recvmsg()`
+    /// (module parameter `read_sock` when the controller was created).
+    read_sock: bool,
 }
 
 /// `nvme_ctrl_ops`, filled in once at module load (it names the module).
@@ -225,21 +228,25 @@ impl TcpCtrl {
         };
         let nr_queues = (nr_io + nr_write + nr_poll + 1) as usize;
         let mut b = KBox::<TcpCtrl>::new_uninit(GFP_KERNEL)?;
-        // SAFETY: zero is a valid start for every field (C structs, null
-        // pointers, empty vector fields are overwritten below).
-        unsafe { core::ptr::write_bytes(b.as_mut_ptr(), 0, 1) };
-        // SAFETY: just zeroed; the non-C fields are written before use.
-        let mut b = unsafe { b.assume_init() };
-        let me: *mut TcpCtrl = &mut *b;
-        // SAFETY: replacing the zeroed (never dropped) fields in place.
+        let me: *mut TcpCtrl = b.as_mut_ptr();
+        let mut queues = KVec::with_capacity(nr_queues, GFP_KERNEL)?;
+        for qid in 0..nr_queues {
+            queues.push(Queue::new(me, qid as u16), GFP_KERNEL)?;
+        }
+        // SAFETY: `me` is the box's storage. All-zero is valid for the C
+        // structs, pointers, integers, bools and atomics; every field for
+        // which it is not (the vector, the addresses, the AER request's
+        // send state) is written right after, before `assume_init`.
         unsafe {
-            core::ptr::write(&raw mut (*me).queues, KVec::with_capacity(nr_queues, GFP_KERNEL)?);
+            core::ptr::write_bytes(me, 0, 1);
+            core::ptr::write(&raw mut (*me).queues, queues);
             core::ptr::write(&raw mut (*me).addr, addr);
             core::ptr::write(&raw mut (*me).src_addr, src);
+            core::ptr::write(&raw mut (*me).async_req.send, SendState::Cmd { off: 0 });
         }
-        for qid in 0..nr_queues {
-            b.queues.push(Queue::new(me, qid as u16), GFP_KERNEL)?;
-        }
+        // SAFETY: every field is initialised (above).
+        let mut b = unsafe { b.assume_init() };
+        b.read_sock = crate::module_parameters::read_sock.value();
         // SAFETY: the options are valid for the call.
         b.digests = unsafe { Digests { header: (*raw_opts).hdr_digest, data: (*raw_opts).data_digest } };
         b.ctrl.opts = raw_opts.cast();
@@ -295,10 +302,11 @@ impl TcpCtrl {
                 }
                 dev_info!(
                     c.device(),
-                    "new ctrl: NQN \"{}\", addr {}:{} (rnvme_tcp, recvmsg receive path)\n",
+                    "new ctrl: NQN \"{}\", addr {}:{} (rnvme_tcp, {} receive path)\n",
                     opts.subsysnqn().unwrap_or(c"?"),
                     opts.traddr().unwrap_or(c"?"),
                     opts.trsvcid().unwrap_or(c"?"),
+                    if c.read_sock { "read_sock" } else { "recvmsg" },
                 );
                 // SAFETY: `n` is non-null.
                 Ok(unsafe { CtrlHandle::new(n) })
@@ -324,9 +332,10 @@ impl TcpCtrl {
         let opts = unsafe { CtrlOptions::from_raw(self.ctrl.opts) };
         let (sock, icresp) = connect_queue(dev, qid, self, opts)?;
         let ccsz = if qid == 0 { pdu::SQE_LEN as u32 + ADMIN_CCSZ } else { self.ctrl.ioccsz * 16 };
+        let read_sock = self.read_sock;
         let q = &mut self.queues[usize::from(qid)];
         q.cmnd_capsule_len = ccsz;
-        q.alloc(sock, icresp);
+        q.alloc(sock, icresp, read_sock);
         Ok(())
     }
 

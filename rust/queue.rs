@@ -169,8 +169,11 @@ pub(crate) struct Queue {
     pub(crate) live: AtomicBool,
     /// Where the running pass reads from; `Socket` outside a poll.
     source: RecvSource,
-    /// A poll's outcome so far: completions, or why the queue failed.
-    poll_result: Result<u32, RecvError>,
+    /// A push pass's outcome so far: completions, or why the queue failed.
+    push_result: Result<u32, RecvError>,
+    /// io_work receives with `read_sock()` (push) instead of
+    /// `sock_recvmsg()` (module parameter `read_sock`, for the A/B).
+    work_pushes: bool,
     /// Held by whoever runs a receive pass: io_work or a blk-mq poller.
     recv_busy: AtomicBool,
     /// Receive counters (debugfs `rnvme_tcp/queues`).
@@ -199,7 +202,8 @@ impl Queue {
             cmnd_capsule_len: 0,
             live: AtomicBool::new(false),
             source: RecvSource::Socket,
-            poll_result: Ok(0),
+            push_result: Ok(0),
+            work_pushes: false,
             recv_busy: AtomicBool::new(false),
             stats: QueueStats::default(),
             allocated: false,
@@ -217,7 +221,8 @@ impl Queue {
 
     /// Connects the socket and installs the callbacks (C:
     /// `nvme_tcp_alloc_queue`); the queue is not live yet.
-    pub(crate) fn alloc(&mut self, sock: TcpSocket, icresp: pdu::IcResp) {
+    pub(crate) fn alloc(&mut self, sock: TcpSocket, icresp: pdu::IcResp, work_pushes: bool) {
+        self.work_pushes = work_pushes;
         self.sock = Some(sock);
         self.digests = icresp.digests;
         self.maxh2cdata = icresp.maxh2cdata;
@@ -538,9 +543,40 @@ impl Queue {
         if self.recv_busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
             return None;
         }
-        let r = self.run_pass();
+        let r = if self.work_pushes {
+            // read_sock() takes everything queued: the pass always drains.
+            self.push_pass(true).map(|completions| recv::PassEnd { completions, drained: true })
+        } else {
+            self.run_pass()
+        };
         self.recv_busy.store(false, Ordering::Release);
         Some(r)
+    }
+
+    /// Runs the receive machine over what the socket holds, pushed by
+    /// `read_sock()`: under `lock_sock()` from a task that may sleep
+    /// (io_work), else under the socket spinlock, skipped when a task owns
+    /// the socket (pollers). The caller holds `recv_busy`. Returns the
+    /// commands completed.
+    fn push_pass(&mut self, may_sleep: bool) -> Result<u32, RecvError> {
+        let Ok(raw) = self.sock().map(|s| s.as_raw()) else {
+            return Ok(0);
+        };
+        let me: *mut Queue = self;
+        self.push_result = Ok(0);
+        // read_sock's byte count is not needed: the machine keeps its own
+        // place, and -EBUSY (a task owns the socket) means that task
+        // receives.
+        // SAFETY: the socket is connected; `me` is this queue, which
+        // outlives the call; `push_actor` only runs inside it.
+        unsafe {
+            if may_sleep {
+                nb::rnvme_sock_read_locked(raw.cast(), me.cast(), Some(push_actor));
+            } else {
+                nb::rnvme_sock_read_push(raw.cast(), me.cast(), Some(push_actor));
+            }
+        }
+        core::mem::replace(&mut self.push_result, Ok(0))
     }
 
     /// Runs the receive machine over `self.source`. The caller holds
@@ -571,29 +607,20 @@ impl Queue {
         // SAFETY: plain read of a flag the callbacks also read.
         let rd = unsafe { core::ptr::read_volatile(&raw const self.sk_ctx.rd_enabled) };
         if self.live.load(Ordering::Acquire) && rd {
-            let me: *mut Queue = self;
-            if let Ok(raw) = self.sock().map(|s| s.as_raw()) {
-                self.poll_result = Ok(0);
-                // read_sock's byte count is not needed: the machine keeps
-                // its own place, and -EBUSY (io_work owns the socket) means
-                // io_work receives.
-                // SAFETY: the socket is connected; `me` is this queue, which
-                // outlives the call; `push_actor` only runs inside it.
-                unsafe { nb::rnvme_sock_read_push(raw.cast(), me.cast(), Some(push_actor)) };
-                QueueStats::add(&self.stats.polls, 1);
-                ret = match core::mem::replace(&mut self.poll_result, Ok(0)) {
-                    Ok(done) => {
-                        QueueStats::add(&self.stats.poll_completions, u64::from(done));
-                        done.min(c_int::MAX as u32) as c_int
-                    }
-                    Err(e) => {
-                        // Never sleep here: no cancelling of set-up
-                        // commands (the timeout handler fails those).
-                        self.recv_failed_atomic(e);
-                        -e.errno()
-                    }
-                };
-            }
+            let r = self.push_pass(false);
+            QueueStats::add(&self.stats.polls, 1);
+            ret = match r {
+                Ok(done) => {
+                    QueueStats::add(&self.stats.poll_completions, u64::from(done));
+                    done.min(c_int::MAX as u32) as c_int
+                }
+                Err(e) => {
+                    // Never sleep here: no cancelling of set-up commands
+                    // (the timeout handler fails those).
+                    self.recv_failed_atomic(e);
+                    -e.errno()
+                }
+            };
         }
         self.recv_busy.store(false, Ordering::Release);
         ret
@@ -868,14 +895,14 @@ unsafe extern "C" fn io_work_fn(work: *mut kb::work_struct) {
     unsafe { nb::rnvme_queue_work(work.cast(), q.sk_ctx.io_cpu) };
 }
 
-/// `read_sock()`'s actor for [`Queue::poll`]: runs the receive machine over
+/// `read_sock()`'s actor for [`Queue::push_pass`]: runs the receive machine over
 /// `len` bytes of `skb` from `off` and returns how many it used (all of
-/// them unless the queue failed; the failure is in `poll_result`).
+/// them unless the queue failed; the failure is in `push_result`).
 unsafe extern "C" fn push_actor(ctx: *mut c_void, skb: *mut kb::sk_buff, off: c_uint, len: usize) -> c_int {
     // SAFETY: `ctx` is the queue whose `poll` is running `read_sock` and
     // holds its `recv_busy`, so nothing else touches its receive state.
     let q = unsafe { &mut *ctx.cast::<Queue>() };
-    if q.poll_result.is_err() {
+    if q.push_result.is_err() {
         return -(errno::EPROTO);
     }
     let len = len.min(c_int::MAX as usize);
@@ -888,11 +915,11 @@ unsafe extern "C" fn push_actor(ctx: *mut c_void, skb: *mut kb::sk_buff, off: c_
     q.source = RecvSource::Socket;
     match r {
         Ok(end) => {
-            if let Ok(n) = &mut q.poll_result {
+            if let Ok(n) = &mut q.push_result {
                 *n += end.completions;
             }
         }
-        Err(e) => q.poll_result = Err(e),
+        Err(e) => q.push_result = Err(e),
     }
     // left <= len <= c_int::MAX
     (len - left) as c_int

@@ -21,6 +21,12 @@ module! {
     description: "NVMe/TCP host transport in Rust (recvmsg receive path)",
     license: "GPL v2",
     alias: ["nvme-tcp"],
+    params: {
+        read_sock: bool {
+            default: false,
+            description: "io_work receives with read_sock() instead of sock_recvmsg(), through the same receive machine (for the A/B benchmark; applies to controllers created after loading)",
+        },
+    },
 }
 
 // Fields drop in order: the transport goes first (no controller is left

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# make bench: the C driver and rnvme_tcp in the same VM run, same fio jobs
-# (tests/vm/bench.sh), with guest time counting instructions
-# (-icount shift=0,sleep=off) so runs repeat. Prints each figure and the
-# Rust/C ratio; nothing here is asserted. Results: build/bench/results.txt.
+# make bench: the C driver, rnvme_tcp (recvmsg) and rnvme_tcp read_sock=1 in
+# the same VM run, same fio jobs (tests/vm/bench.sh), with guest time
+# counting instructions (-icount shift=0,sleep=off) so runs repeat. Prints
+# each figure and the ratios; nothing here is asserted. Results: build/bench/results.txt.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$RNVME_ROOT"
@@ -14,10 +14,13 @@ RNVME_ACCEL=tcg RNVME_QEMU_EXTRA="-icount shift=0,sleep=off" \
 grep -a '^bench ' "$out/console.log" | tr -d '\r' >"$out/raw.txt"
 awk '
 	{ v[$2 " " $3] = $4; bw[$2 " " $3] = $5; if (!($3 in seen)) { seen[$3] = 1; order[n++] = $3 } }
+	function ratio(a, b) { return b > 0 ? sprintf("%.3f", a / b) : "-" }
 	END {
-		printf "%-20s %12s %12s %10s %10s %8s\n", "job (icount)", "C IOPS", "Rust IOPS", "C MiB/s", "Rust MiB/s", "Rust/C"
+		print "IOPS under -icount (guest time = instructions): c = C nvme_tcp, rust = rnvme_tcp (recvmsg),"
+		print "rust-rs = rnvme_tcp read_sock=1 (same module, only the receive call differs)"
+		printf "%-18s %9s %9s %9s %9s %9s %12s\n", "job", "c", "rust", "rust-rs", "rust/c", "rs/c", "rust/rs"
 		for (i = 0; i < n; i++) {
-			j = order[i]; c = v["c " j]; r = v["rust " j]
-			printf "%-20s %12s %12s %10s %10s %8.3f\n", j, c, r, bw["c " j], bw["rust " j], (c > 0 ? r / c : 0)
+			j = order[i]; c = v["c " j]; r = v["rust " j]; s = v["rust-rs " j]
+			printf "%-18s %9s %9s %9s %9s %9s %12s\n", j, c, r, s, ratio(r, c), ratio(s, c), ratio(r, s)
 		}
 	}' "$out/raw.txt" | tee "$out/results.txt"

@@ -262,6 +262,20 @@ bool rnvme_iter_sendpages_ok(const struct iov_iter *it, size_t len)
 	return true;
 }
 
+int rnvme_sock_read_locked(struct socket *sock, void *ctx,
+			   int (*actor)(void *ctx, struct sk_buff *skb, unsigned int off, size_t len))
+{
+	struct sock *sk = sock->sk;
+	struct rnvme_push p = { .ctx = ctx, .actor = actor };
+	read_descriptor_t desc = { .arg.data = &p, .count = 1 };
+	int ret;
+
+	lock_sock(sk);
+	ret = sock->ops->read_sock(sk, &desc, rnvme_push_actor);
+	release_sock(sk);
+	return ret;
+}
+
 void rnvme_rq_init_iter(struct iov_iter *it, struct request *rq, struct bio *bio, unsigned int dir)
 {
 	if (rq->rq_flags & RQF_SPECIAL_PAYLOAD) {

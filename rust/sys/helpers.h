@@ -80,6 +80,13 @@ struct sk_buff;
 int rnvme_sock_read_push(struct socket *sock, void *ctx,
 			 int (*actor)(void *ctx, struct sk_buff *skb, unsigned int off, size_t len));
 
+/*
+ * The same from a task that may sleep (io_work in read_sock mode): under
+ * lock_sock(), as the C driver's nvme_tcp_try_recv().
+ */
+int rnvme_sock_read_locked(struct socket *sock, void *ctx,
+			   int (*actor)(void *ctx, struct sk_buff *skb, unsigned int off, size_t len));
+
 /* nvme_tcp_init_iter(): an iterator over `bio` (or the special payload). */
 void rnvme_rq_init_iter(struct iov_iter *it, struct request *rq, struct bio *bio, unsigned int dir);
 size_t rnvme_iov_iter_count(const struct iov_iter *it);

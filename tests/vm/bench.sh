@@ -1,8 +1,10 @@
 #!/bin/bash
-# A/B benchmark in one VM: the C nvme_tcp (read_sock receive path) against
-# rnvme_tcp (recvmsg receive path), same target, same fio jobs. Prints one
-# "bench DRIVER JOB IOPS MiB/s" line per run; scripts/bench.sh turns them
-# into ratios. Under `-icount shift=0,sleep=off` guest time counts executed
+# A/B benchmark in one VM, same target, same fio jobs: the C nvme_tcp
+# ("c", read_sock from io_work), rnvme_tcp ("rust", recvmsg from io_work) and
+# rnvme_tcp with read_sock=1 ("rust-rs": the same module, send path and
+# receive machine, only the receive call differs: the pure receive-path A/B).
+# Prints one "bench DRIVER JOB IOPS MiB/s" line per run; scripts/bench.sh
+# turns them into ratios. Under `-icount shift=0,sleep=off` guest time counts executed
 # instructions, so the figures compare CPU cost per I/O, repeatably.
 . "$(dirname "$0")/lib.sh"
 runtime=${BENCH_RUNTIME:-10}
@@ -14,9 +16,13 @@ jobs=("randread-4k-qd16:--rw=randread --bs=4k --iodepth=16"
       "randwrite-4k-qd16:--rw=randwrite --bs=4k --iodepth=16"
       "read-128k-qd8:--rw=read --bs=128k --iodepth=8"
       "write-128k-qd8:--rw=write --bs=128k --iodepth=8")
-for driver in c rust; do
+for driver in ${BENCH_DRIVERS:-c rust rust-rs}; do
 	unload_transports
-	if [ $driver = c ]; then use_c_driver; else use_rust_driver; fi || fail "cannot load the $driver driver"
+	case $driver in
+	c) use_c_driver ;;
+	rust) modprobe rnvme_tcp ;;
+	rust-rs) modprobe rnvme_tcp read_sock=1 ;;
+	esac || fail "cannot load the $driver driver"
 	nvme connect -t tcp -a "$TRADDR" -s "$TRSVCID" -n "$NQN" --nr-io-queues=1 >/dev/null || fail "$driver connect failed"
 	ctrl=$(ctrl_for_nqn) && dev=$(ns_dev_of "$ctrl") || fail "no namespace with the $driver driver"
 	for j in "${jobs[@]}"; do

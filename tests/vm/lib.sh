@@ -123,7 +123,7 @@ assert_rust_ctrl() {
 	local ctrl=$1
 	mod_loaded nvme_tcp && { log "the C nvme_tcp is loaded"; return 1; }
 	[ "$(cat /sys/module/rnvme_tcp/refcnt 2>/dev/null || echo 0)" -gt 0 ] || { log "rnvme_tcp holds no controller"; return 1; }
-	dmesg | grep -q "nvme $ctrl: new ctrl: NQN \"$NQN\".*(rnvme_tcp, recvmsg receive path)" || { log "no rnvme_tcp new-ctrl line for $ctrl"; return 1; }
+	dmesg | grep -q "nvme $ctrl: new ctrl: NQN \"$NQN\".*(rnvme_tcp, \(recvmsg\|read_sock\) receive path)" || { log "no rnvme_tcp new-ctrl line for $ctrl"; return 1; }
 }
 
 # Connects with the Rust transport; prints the controller name.
