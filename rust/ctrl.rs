@@ -87,7 +87,11 @@ pub(crate) fn write_queue_stats(f: &mut core::fmt::Formatter<'_>) -> core::fmt::
         let name = unsafe { kernel::str::CStr::from_char_ptr(nb::rnvme_ctrl_name(n as *mut nb::nvme_ctrl)) };
         // Only queues that were ever allocated count; the rest are zero.
         for (qid, q) in c.queues.iter().enumerate() {
-            writeln!(f, "{} qid {} {}", name.to_str().unwrap_or("?"), qid, q.stats)?;
+            let name = name.to_str().unwrap_or("?");
+            match q.io_cpu() {
+                Some(cpu) => writeln!(f, "{} qid {} cpu={} {}", name, qid, cpu, q.stats)?,
+                None => writeln!(f, "{} qid {} cpu=any {}", name, qid, q.stats)?,
+            }
         }
     }
     Ok(())
@@ -343,6 +347,12 @@ impl TcpCtrl {
     fn start_queue(&mut self, qid: u16) -> Result {
         let n = self.nctrl();
         self.queues[usize::from(qid)].start_io();
+        if qid > 0 {
+            let hctx_idx = c_uint::from(qid) - 1;
+            if let Some(map) = mq_map_of(&self.tag_set, &self.io_queues, hctx_idx) {
+                self.queues[usize::from(qid)].set_io_cpu(map, hctx_idx);
+            }
+        }
         // SAFETY: the controller is initialised and the queue allocated.
         let ret = unsafe {
             if qid == 0 { nb::nvmf_connect_admin_queue(n) } else { nb::nvmf_connect_io_queue(n, qid) }
@@ -832,6 +842,31 @@ unsafe extern "C" fn reset_work_fn(w: *mut kb::work_struct) {
             c.reconnect_or_remove(e.to_errno());
         }
     }
+}
+
+/// The CPU-to-hw-context map of the map type hardware context
+/// `hctx_idx` belongs to (default, then read, then poll queues), one
+/// entry per CPU id; `None` before the tag set has maps.
+fn mq_map_of<'a>(set: &'a kb::blk_mq_tag_set, io_queues: &[u32], hctx_idx: c_uint) -> Option<&'a [c_uint]> {
+    let d = *io_queues.get(kb::hctx_type_HCTX_TYPE_DEFAULT as usize)?;
+    let r = *io_queues.get(kb::hctx_type_HCTX_TYPE_READ as usize)?;
+    let ty = if hctx_idx < d {
+        kb::hctx_type_HCTX_TYPE_DEFAULT
+    } else if hctx_idx < d + r {
+        kb::hctx_type_HCTX_TYPE_READ
+    } else {
+        kb::hctx_type_HCTX_TYPE_POLL
+    };
+    if ty >= set.nr_maps {
+        return None;
+    }
+    let map = set.map.get(ty as usize)?.mq_map;
+    if map.is_null() {
+        return None;
+    }
+    // SAFETY: blk-mq allocates `mq_map` with nr_cpu_ids entries for
+    // every map of a tag set and keeps it while the tag set lives.
+    Some(unsafe { core::slice::from_raw_parts(map, nb::rnvme_nr_cpu_ids() as usize) })
 }
 
 // ---- blk-mq callbacks ------------------------------------------------------

@@ -16,11 +16,15 @@ use crate::sys::fmt::Shown;
 use crate::stats::QueueStats;
 use crate::sys::socket::TcpSocket;
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::{bindings as kb, prelude::*};
 
 /// `WORK_CPU_UNBOUND`.
 const WORK_CPU_UNBOUND: c_int = kb::NR_CPUS as c_int;
+/// How many queues (of every controller) have their io_work on each CPU,
+/// so new queues go to the least used one (C: `nvme_tcp_cpu_queues`).
+static CPU_QUEUES: [AtomicU32; kb::NR_CPUS as usize] = [const { AtomicU32::new(0) }; kb::NR_CPUS as usize];
+
 /// Time budget of one `io_work` run, as the C driver's 1 ms.
 const IO_WORK_BUDGET_NS: i64 = 1_000_000;
 
@@ -167,6 +171,8 @@ pub(crate) struct Queue {
     pub(crate) maxh2cdata: u32,
     pub(crate) cmnd_capsule_len: u32,
     pub(crate) live: AtomicBool,
+    /// `sk_ctx.io_cpu` was picked by `set_io_cpu` and counts in `CPU_QUEUES`.
+    io_cpu_set: bool,
     /// Where the running pass reads from; `Socket` outside a poll.
     source: RecvSource,
     /// A push pass's outcome so far: completions, or why the queue failed.
@@ -201,6 +207,7 @@ impl Queue {
             maxh2cdata: 0,
             cmnd_capsule_len: 0,
             live: AtomicBool::new(false),
+            io_cpu_set: false,
             source: RecvSource::Socket,
             push_result: Ok(0),
             work_pushes: false,
@@ -254,6 +261,44 @@ impl Queue {
         }
     }
 
+    /// Runs io_work on the least used online CPU that blk-mq maps to this
+    /// queue's hardware context `hctx_idx` in `mq_map` (one entry per CPU
+    /// id), so submission and io_work share a CPU (C:
+    /// `nvme_tcp_set_queue_io_cpu`). Keeps it unbound when no CPU maps here.
+    pub(crate) fn set_io_cpu(&mut self, mq_map: &[c_uint], hctx_idx: c_uint) {
+        self.put_io_cpu();
+        let mut best: Option<(usize, u32)> = None;
+        let mut cpu: c_int = -1;
+        loop {
+            // SAFETY: reads the online mask.
+            cpu = unsafe { nb::rnvme_next_online_cpu(cpu) };
+            let Ok(i) = usize::try_from(cpu) else { break };
+            let (Some(&m), Some(n)) = (mq_map.get(i), CPU_QUEUES.get(i)) else { break };
+            let n = n.load(Ordering::Relaxed);
+            if m == hctx_idx && best.is_none_or(|(_, b)| n < b) {
+                best = Some((i, n));
+            }
+        }
+        if let Some((i, _)) = best {
+            CPU_QUEUES[i].fetch_add(1, Ordering::Relaxed);
+            self.sk_ctx.io_cpu = i as c_int;
+            self.io_cpu_set = true;
+        }
+    }
+
+    /// The CPU io_work runs on, `None` when unbound (the queuing CPU).
+    pub(crate) fn io_cpu(&self) -> Option<u32> {
+        if self.io_cpu_set { u32::try_from(self.sk_ctx.io_cpu).ok() } else { None }
+    }
+
+    fn put_io_cpu(&mut self) {
+        if core::mem::replace(&mut self.io_cpu_set, false) {
+            if let Some(n) = usize::try_from(self.sk_ctx.io_cpu).ok().and_then(|i| CPU_QUEUES.get(i)) {
+                n.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Stops the queue (C: `__nvme_tcp_stop_queue`): no more receives,
     /// callbacks restored, socket shut down, io_work finished.
     pub(crate) fn stop(&mut self) {
@@ -261,6 +306,7 @@ impl Queue {
             return;
         }
         self.live.store(false, Ordering::SeqCst);
+        self.put_io_cpu();
         // SAFETY: plain store to a flag the callbacks read with READ_ONCE.
         unsafe { core::ptr::write_volatile(&raw mut self.sk_ctx.rd_enabled, false) };
         if let Some(s) = &self.sock {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `/sys/kernel/debug/rnvme_tcp/queues`: per-queue receive counters, so a
+//! `/sys/kernel/debug/rnvme_tcp/queues`: per-queue io_work CPU and receive counters, so a
 //! test or a benchmark can tell which context completed the commands
 //! (io_work's recvmsg passes, or blk-mq pollers' read_sock pushes).
 
@@ -40,7 +40,7 @@ impl fmt::Display for QueueStats {
 }
 
 /// The contents of the `queues` file: one line per queue of every
-/// controller, `nvmeN qid Q <counters>`.
+/// controller, `nvmeN qid Q cpu=C <counters>` (`cpu=any`: io_work unbound).
 pub(crate) struct QueuesFile;
 
 impl fmt::Debug for QueuesFile {

@@ -101,6 +101,16 @@ int rnvme_sock_bind_iface(struct socket *sock, char *iface)
 			       KERNEL_SOCKPTR(iface), strlen(iface));
 }
 
+int rnvme_next_online_cpu(int cpu)
+{
+	return cpumask_next(cpu, cpu_online_mask);
+}
+
+unsigned int rnvme_nr_cpu_ids(void)
+{
+	return nr_cpu_ids;
+}
+
 static struct workqueue_struct *rnvme_wq;
 
 int rnvme_wq_init(void)

@@ -42,6 +42,11 @@ struct iov_iter;
 struct bio;
 struct blk_mq_hw_ctx;
 
+/* cpumask_next(cpu, cpu_online_mask): the next online CPU after `cpu`
+ * (-1 to start), or a value >= nr_cpu_ids when there is none. */
+int rnvme_next_online_cpu(int cpu);
+unsigned int rnvme_nr_cpu_ids(void);
+
 /* The module's workqueue (WQ_MEM_RECLAIM | WQ_HIGHPRI, as nvme_tcp_wq). */
 int rnvme_wq_init(void);
 void rnvme_wq_destroy(void);
