@@ -138,8 +138,20 @@ unsafe impl Sync for CtrlOps {}
 // SAFETY: an all-zero `nvme_ctrl_ops` is valid (NULL pointers, no callbacks).
 static CTRL_OPS: CtrlOps = CtrlOps(UnsafeCell::new(unsafe { core::mem::zeroed() }));
 
-/// Fills in `CTRL_OPS`; called from module init before registration.
-pub(crate) fn init_ops(module: &'static ThisModule) {
+/// Frees the controller list's storage when the module goes: statics are
+/// never dropped, and the list's buffer would outlive the module (kmemleak
+/// found it: t21).
+pub(crate) struct CtrlList(());
+
+impl Drop for CtrlList {
+    fn drop(&mut self) {
+        drop(core::mem::take(&mut *CTRLS.lock()));
+    }
+}
+
+/// Fills in `CTRL_OPS`; called from module init before registration. The
+/// module keeps the returned guard until the transport is unregistered.
+pub(crate) fn init_ops(module: &'static ThisModule) -> CtrlList {
     // SAFETY: called exactly once, from module init.
     unsafe { CTRLS.init() };
     THIS_MODULE.store(module.as_ptr(), Ordering::Relaxed);
@@ -161,6 +173,7 @@ pub(crate) fn init_ops(module: &'static ThisModule) {
     };
     // SAFETY: no controller exists yet, so nothing reads CTRL_OPS.
     unsafe { *CTRL_OPS.0.get() = ops };
+    CtrlList(())
 }
 
 static ADMIN_MQ_OPS: kb::blk_mq_ops = kb::blk_mq_ops {

@@ -30,27 +30,31 @@ module! {
 }
 
 // Fields drop in order: the transport goes first (no controller is left
-// to show in debugfs or to queue work), then debugfs, then the workqueue.
+// to show in debugfs or to queue work), then debugfs, the controller list's
+// storage and the workqueue.
 #[pin_data]
 struct RnvmeTcpModule {
     #[pin]
     transport: sys::fabrics::Registration<ctrl::TcpTransport>,
     _debugfs: stats::Debugfs,
+    _ctrls: ctrl::CtrlList,
     _wq: sys::workqueue::Workqueue,
 }
 
 impl kernel::InPlaceModule for RnvmeTcpModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        ctrl::init_ops(module);
+        let ctrls = ctrl::init_ops(module);
         let wq = sys::workqueue::Workqueue::new();
         let debugfs = stats::Debugfs::new();
         try_pin_init!(Self {
             _wq: wq?,
             _debugfs: debugfs?,
+            _ctrls: ctrls,
             transport <- sys::fabrics::Registration::register(module),
         })
         .pin_chain(|_| {
-            pr_info!("registered nvme-fabrics transport \"tcp\" (Rust, recvmsg receive path)\n");
+            let mode = if module_parameters::read_sock.value() { "read_sock" } else { "recvmsg" };
+            pr_info!("registered nvme-fabrics transport \"tcp\" (Rust, {} receive path)\n", mode);
             Ok(())
         })
     }
