@@ -232,22 +232,38 @@ static int rnvme_push_actor(read_descriptor_t *desc, struct sk_buff *skb,
 	return used;
 }
 
+/* read_sock() over the queued skbs, each range handed to `actor`. */
+static int rnvme_read_sock(struct socket *sock, void *ctx,
+			   int (*actor)(void *ctx, struct sk_buff *skb, unsigned int off, size_t len))
+{
+	struct rnvme_push p = { .ctx = ctx, .actor = actor };
+	read_descriptor_t desc = { .arg.data = &p, .count = 1 };
+
+	return sock->ops->read_sock(sock->sk, &desc, rnvme_push_actor);
+}
+
 int rnvme_sock_read_push(struct socket *sock, void *ctx,
 			 int (*actor)(void *ctx, struct sk_buff *skb, unsigned int off, size_t len))
 {
 	struct sock *sk = sock->sk;
-	struct rnvme_push p = { .ctx = ctx, .actor = actor };
-	read_descriptor_t desc = { .arg.data = &p, .count = 1 };
 	int ret;
 
 	local_bh_disable();
 	bh_lock_sock(sk);
-	if (sock_owned_by_user(sk))
-		ret = -EBUSY;
-	else
-		ret = sock->ops->read_sock(sk, &desc, rnvme_push_actor);
+	ret = sock_owned_by_user(sk) ? -EBUSY : rnvme_read_sock(sock, ctx, actor);
 	bh_unlock_sock(sk);
 	local_bh_enable();
+	return ret;
+}
+
+int rnvme_sock_read_locked(struct socket *sock, void *ctx,
+			   int (*actor)(void *ctx, struct sk_buff *skb, unsigned int off, size_t len))
+{
+	int ret;
+
+	lock_sock(sock->sk);
+	ret = rnvme_read_sock(sock, ctx, actor);
+	release_sock(sock->sk);
 	return ret;
 }
 
@@ -270,20 +286,6 @@ bool rnvme_iter_sendpages_ok(const struct iov_iter *it, size_t len)
 		len -= seg;
 	}
 	return true;
-}
-
-int rnvme_sock_read_locked(struct socket *sock, void *ctx,
-			   int (*actor)(void *ctx, struct sk_buff *skb, unsigned int off, size_t len))
-{
-	struct sock *sk = sock->sk;
-	struct rnvme_push p = { .ctx = ctx, .actor = actor };
-	read_descriptor_t desc = { .arg.data = &p, .count = 1 };
-	int ret;
-
-	lock_sock(sk);
-	ret = sock->ops->read_sock(sk, &desc, rnvme_push_actor);
-	release_sock(sk);
-	return ret;
 }
 
 void rnvme_rq_init_iter(struct iov_iter *it, struct request *rq, struct bio *bio, unsigned int dir)

@@ -126,6 +126,21 @@ assert_rust_ctrl() {
 	dmesg | grep -q "nvme $ctrl: new ctrl: NQN \"$NQN\".*(rnvme_tcp, \(recvmsg\|read_sock\) receive path)" || { log "no rnvme_tcp new-ctrl line for $ctrl"; return 1; }
 }
 
+# A connect written straight to /dev/nvme-fabrics with the extra options $1
+# must fail, and the kernel log since the mark must have a line matching $2
+# (shown as a diagnostic).
+expect_refused() {
+	local extra=$1 pattern=$2 line
+	log "\$ echo transport=tcp,...,$extra > /dev/nvme-fabrics"
+	if echo "transport=tcp,traddr=$TRADDR,trsvcid=$TRSVCID,nqn=$NQN,$extra" >/dev/nvme-fabrics 2>/dev/null; then
+		log "the connect with $extra succeeded"
+		return 1
+	fi
+	line=$(dmesg_since_mark | grep -o -- "$pattern.*" | head -n1)
+	[ -n "$line" ] || { log "no kernel log line matching '$pattern'"; return 1; }
+	log "$line"
+}
+
 # Connects with the Rust transport; prints the controller name.
 rust_connect() {
 	use_rust_driver || return 1
