@@ -611,18 +611,25 @@ impl Queue {
         let me: *mut Queue = self;
         self.push_result = Ok(0);
         // read_sock's byte count is not needed: the machine keeps its own
-        // place, and -EBUSY (a task owns the socket) means that task
-        // receives.
+        // place. -EBUSY (a task owns the socket: pollers only) means that
+        // task receives.
         // SAFETY: the socket is connected; `me` is this queue, which
         // outlives the call; `push_actor` only runs inside it.
-        unsafe {
+        let r = unsafe {
             if may_sleep {
-                nb::rnvme_sock_read_locked(raw.cast(), me.cast(), Some(push_actor));
+                nb::rnvme_sock_read_locked(raw.cast(), me.cast(), Some(push_actor))
             } else {
-                nb::rnvme_sock_read_push(raw.cast(), me.cast(), Some(push_actor));
+                nb::rnvme_sock_read_push(raw.cast(), me.cast(), Some(push_actor))
             }
+        };
+        let done = core::mem::replace(&mut self.push_result, Ok(0))?;
+        // From io_work, a drained socket's FIN or error ends the connection
+        // as recvmsg's 0 or -errno would; pollers leave that to io_work.
+        match r {
+            _ if !may_sleep || r >= 0 => Ok(done),
+            r if r == -(errno::ESHUTDOWN) => Err(RecvError::Proto(pdu::ProtoError::ConnectionClosed)),
+            r => Err(RecvError::Socket(-r)),
         }
-        core::mem::replace(&mut self.push_result, Ok(0))
     }
 
     /// Runs the receive machine over `self.source`. The caller holds

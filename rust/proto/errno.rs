@@ -17,3 +17,5 @@ pub const EBADMSG: i32 = 74;
 pub const ECONNRESET: i32 = 104;
 /// Transport endpoint is not connected.
 pub const ENOTCONN: i32 = 107;
+/// Cannot send after transport endpoint shutdown (the helpers' "peer sent FIN").
+pub const ESHUTDOWN: i32 = 108;

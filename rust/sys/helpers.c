@@ -259,11 +259,24 @@ int rnvme_sock_read_push(struct socket *sock, void *ctx,
 int rnvme_sock_read_locked(struct socket *sock, void *ctx,
 			   int (*actor)(void *ctx, struct sk_buff *skb, unsigned int off, size_t len))
 {
+	struct sock *sk = sock->sk;
 	int ret;
 
-	lock_sock(sock->sk);
+	lock_sock(sk);
 	ret = rnvme_read_sock(sock, ctx, actor);
-	release_sock(sock->sk);
+	/*
+	 * Once the queue is drained, say what recvmsg() would: the socket's
+	 * error, or -ESHUTDOWN where it returns 0 for the peer's FIN.
+	 */
+	if (ret >= 0 && skb_queue_empty(&sk->sk_receive_queue)) {
+		int err = sock_error(sk);
+
+		if (err)
+			ret = err;
+		else if (sk->sk_shutdown & RCV_SHUTDOWN)
+			ret = -ESHUTDOWN;
+	}
+	release_sock(sk);
 	return ret;
 }
 

@@ -87,7 +87,9 @@ int rnvme_sock_read_push(struct socket *sock, void *ctx,
 
 /*
  * The same from a task that may sleep (io_work in read_sock mode): under
- * lock_sock(), as the C driver's nvme_tcp_try_recv().
+ * lock_sock(), as the C driver's nvme_tcp_try_recv(). Once everything
+ * queued is consumed it also reports the socket's error (negative errno) or
+ * the peer's FIN (-ESHUTDOWN), as recvmsg() would.
  */
 int rnvme_sock_read_locked(struct socket *sock, void *ctx,
 			   int (*actor)(void *ctx, struct sk_buff *skb, unsigned int off, size_t len));

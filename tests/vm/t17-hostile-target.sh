@@ -1,9 +1,9 @@
 #!/bin/bash
 # A hostile target (tests/vm/fake_target.py) sends malformed ICResp/PDUs: each connect fails fast with a
-# dmesg line naming the queue and the field, no oops, and the module unloads afterwards.
+# dmesg line naming the queue and the field, no oops, and the module unloads afterwards; in both receive
+# modes (recvmsg, and read_sock=1, which pushes skbs through the same machine).
 . "$(dirname "$0")/lib.sh"
 command -v python3 >/dev/null || skip "python3 not installed"
-use_rust_driver || fail "could not load rnvme_tcp"
 on_exit unload_transports
 port=4430
 declare -A expect=(
@@ -19,23 +19,27 @@ declare -A expect=(
 	[garbage]='queue 0: receive failed: unexpected pdu type 0xee'
 	[plen-lies]='queue 0: receive failed: pdu type 0x5: bad plen 4294967295'
 )
-for mode in icresp-bad-pfv icresp-bad-maxdata close-after-icresp rsp-bad-hlen rsp-unknown-cid c2h-unknown-cid \
-	c2h-out-of-range r2t-zero-length term-req garbage plen-lies; do
-	port=$((port + 1))
-	python3 "$(dirname "$0")/fake_target.py" "$mode" "$port" >/tmp/fake-$mode.log 2>&1 &
-	fake=$!
-	for i in $(seq 50); do grep -q listening /tmp/fake-$mode.log && break; sleep 0.1; done
-	dmesg_mark
-	start=$(date +%s)
-	timeout 60 nvme connect -t tcp -a "$TRADDR" -s "$port" -n "$NQN" >/dev/null 2>&1 && fail "$mode: connect succeeded"
-	secs=$(( $(date +%s) - start ))
-	kill "$fake" 2>/dev/null; wait "$fake" 2>/dev/null
-	line=$(dmesg_since_mark | grep -m1 -e "${expect[$mode]}") || {
-		dmesg_since_mark | sed 's/^/#   /'
-		fail "$mode: no '${expect[$mode]}' in dmesg"
-	}
-	[ "$secs" -lt 30 ] || fail "$mode: the connect took ${secs}s to fail"
-	log "$mode (${secs}s): ${line#*] }"
+for recv in recvmsg read_sock; do
+	unload_transports || fail "cannot unload the transports"
+	if [ $recv = read_sock ]; then modprobe rnvme_tcp read_sock=1; else modprobe rnvme_tcp; fi || fail "could not load rnvme_tcp"
+	for mode in icresp-bad-pfv icresp-bad-maxdata close-after-icresp rsp-bad-hlen rsp-unknown-cid c2h-unknown-cid \
+		c2h-out-of-range r2t-zero-length term-req garbage plen-lies; do
+		port=$((port + 1))
+		python3 "$(dirname "$0")/fake_target.py" "$mode" "$port" >/tmp/fake-$mode.log 2>&1 &
+		fake=$!
+		for i in $(seq 50); do grep -q listening /tmp/fake-$mode.log && break; sleep 0.1; done
+		dmesg_mark
+		start=$(date +%s)
+		timeout 60 nvme connect -t tcp -a "$TRADDR" -s "$port" -n "$NQN" >/dev/null 2>&1 && fail "$recv $mode: connect succeeded"
+		secs=$(( $(date +%s) - start ))
+		kill "$fake" 2>/dev/null; wait "$fake" 2>/dev/null
+		line=$(dmesg_since_mark | grep -m1 -e "${expect[$mode]}") || {
+			dmesg_since_mark | sed 's/^/#   /'
+			fail "$recv $mode: no '${expect[$mode]}' in dmesg"
+		}
+		[ "$secs" -lt 30 ] || fail "$recv $mode: the connect took ${secs}s to fail"
+		log "$recv $mode (${secs}s): ${line#*] }"
+	done
+	ctrl_for_nqn >/dev/null && fail "a controller was left behind ($recv)"
+	run modprobe -r rnvme_tcp || fail "rnvme_tcp does not unload after the hostile connects ($recv)"
 done
-ctrl_for_nqn >/dev/null && fail "a controller was left behind"
-run modprobe -r rnvme_tcp || fail "rnvme_tcp does not unload after the hostile connects"
