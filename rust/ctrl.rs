@@ -180,6 +180,7 @@ static ADMIN_MQ_OPS: kb::blk_mq_ops = kb::blk_mq_ops {
     queue_rq: Some(queue_rq_cb),
     complete: Some(complete_cb),
     init_request: Some(init_request_cb),
+    exit_request: Some(exit_request_cb),
     init_hctx: Some(init_admin_hctx_cb),
     timeout: Some(timeout_cb),
     commit_rqs: Some(commit_rqs_cb),
@@ -191,6 +192,7 @@ static MQ_OPS: kb::blk_mq_ops = kb::blk_mq_ops {
     queue_rq: Some(queue_rq_cb),
     complete: Some(complete_cb),
     init_request: Some(init_request_cb),
+    exit_request: Some(exit_request_cb),
     init_hctx: Some(init_hctx_cb),
     timeout: Some(timeout_cb),
     map_queues: Some(map_queues_cb),
@@ -252,18 +254,19 @@ impl TcpCtrl {
         }
         // SAFETY: `me` is the box's storage. All-zero is valid for the C
         // structs, pointers, integers, bools and atomics; every field for
-        // which it is not (the vector, the addresses, the AER request's
-        // send state) is written right after, before `assume_init`.
+        // which it is not (the vector, the addresses, the AER request) is
+        // written right after, before `assume_init`.
         unsafe {
             core::ptr::write_bytes(me, 0, 1);
             core::ptr::write(&raw mut (*me).queues, queues);
             core::ptr::write(&raw mut (*me).addr, addr);
             core::ptr::write(&raw mut (*me).src_addr, src);
-            core::ptr::write(&raw mut (*me).async_req.send, SendState::Cmd { off: 0 });
+            core::ptr::write(&raw mut (*me).async_req, TcpRequest::new(null_mut(), &raw mut (*me).ctrl));
         }
         // SAFETY: every field is initialised (above).
         let mut b = unsafe { b.assume_init() };
         b.read_sock = crate::module_parameters::read_sock.value();
+        b.async_req.bind_sqe();
         // SAFETY: the options are valid for the call.
         b.digests = unsafe { Digests { header: (*raw_opts).hdr_digest, data: (*raw_opts).data_digest } };
         b.ctrl.opts = raw_opts.cast();
@@ -902,11 +905,29 @@ unsafe extern "C" fn init_request_cb(
     let qidx = if core::ptr::eq(set, &raw mut c.tag_set) { hctx_idx as usize + 1 } else { 0 };
     let Some(q) = c.queues.get_mut(qidx) else { return -(kb::EINVAL as c_int) };
     let qp: *mut Queue = q;
-    let req = req_of(rq);
-    req.queue = qp;
-    req.nreq.ctrl = &raw mut c.ctrl;
-    req.nreq.cmd = req.cmd.0[pdu::HDR_LEN..].as_mut_ptr().cast();
+    // SAFETY: blk-mq hands over the request's PDU (`cmd_size` bytes,
+    // sized and aligned for a `TcpRequest`), which holds no value yet and
+    // never moves.
+    let req = unsafe {
+        let pdu = kb::blk_mq_rq_to_pdu(rq).cast::<TcpRequest>();
+        core::ptr::write(pdu, TcpRequest::new(qp, &raw mut c.ctrl));
+        &mut *pdu
+    };
+    req.bind_sqe();
     0
+}
+
+/// # Safety
+/// Called by blk-mq for a request of ours whose `init_request` succeeded,
+/// when its tag set goes away.
+unsafe extern "C" fn exit_request_cb(_set: *mut kb::blk_mq_tag_set, rq: *mut kb::request, _hctx_idx: c_uint) {
+    // Ends the life of the value init_request wrote (as the kernel's Rust
+    // blk-mq does for request data). Nothing is allocated per request: the
+    // capsule and H2C header live in the PDU itself, where the C driver
+    // page-frag-allocates them in init_request and frees them here.
+    // SAFETY: the PDU holds the `TcpRequest` init_request wrote; blk-mq
+    // never uses it again.
+    unsafe { core::ptr::drop_in_place(kb::blk_mq_rq_to_pdu(rq).cast::<TcpRequest>()) };
 }
 
 /// # Safety

@@ -90,6 +90,42 @@ pub(crate) struct TcpRequest {
 }
 
 impl TcpRequest {
+    /// A request of `queue` on controller `ctrl`, with nothing in flight.
+    /// `nreq.cmd` must still be pointed at the capsule once the value is at
+    /// its final address ([`Self::bind_sqe`]).
+    pub(crate) fn new(queue: *mut Queue, ctrl: *mut nb::nvme_ctrl) -> Self {
+        Self {
+            nreq: nb::nvme_request { ctrl, ..Default::default() },
+            cmd: CmdPdu([0; pdu::CMD_PDU_LEN + pdu::DIGEST_LEN]),
+            h2c: [0; pdu::DATA_PDU_LEN + pdu::DIGEST_LEN],
+            queue,
+            lentry: Default::default(),
+            next: null_mut(),
+            data_len: 0,
+            inline_len: 0,
+            data_sent: 0,
+            data_recvd: 0,
+            send: SendState::Cmd { off: 0 },
+            h2c_offset: 0,
+            h2c_left: 0,
+            r2t_left: 0,
+            ttag: 0,
+            status: 0,
+            write: false,
+            snd_crc: 0,
+            ddgst: [0; pdu::DIGEST_LEN],
+            curr_bio: null_mut(),
+            iter: Default::default(),
+        }
+    }
+
+    /// Points nvme-core's `nvme_req(rq)->cmd` at the SQE inside the
+    /// capsule. The request must not move afterwards (blk-mq PDUs and the
+    /// controller's AER request never do).
+    pub(crate) fn bind_sqe(&mut self) {
+        self.nreq.cmd = self.cmd.0[pdu::HDR_LEN..].as_mut_ptr().cast();
+    }
+
     /// The request of this driver data.
     pub(crate) fn rq(&mut self) -> *mut kb::request {
         // SAFETY: a `TcpRequest` only exists as the blk-mq PDU of a request.
