@@ -696,7 +696,13 @@ impl Queue {
         // SAFETY: plain read of a flag the callbacks also read.
         let rd = unsafe { core::ptr::read_volatile(&raw const self.sk_ctx.rd_enabled) };
         if self.live.load(Ordering::Acquire) && rd {
+            // While we poll, data_ready does not kick io_work for bytes we
+            // are about to take (C: NVME_TCP_Q_POLLING).
+            // SAFETY: plain stores to a flag data_ready reads with READ_ONCE.
+            unsafe { core::ptr::write_volatile(&raw mut self.sk_ctx.polling, true) };
             let r = self.push_pass(false);
+            // SAFETY: as above.
+            unsafe { core::ptr::write_volatile(&raw mut self.sk_ctx.polling, false) };
             QueueStats::add(&self.stats.polls, 1);
             ret = match r {
                 Ok(done) => {

@@ -140,7 +140,7 @@ static void rnvme_data_ready(struct sock *sk)
 
 	read_lock_bh(&sk->sk_callback_lock);
 	ctx = sk->sk_user_data;
-	if (likely(ctx && READ_ONCE(ctx->rd_enabled)))
+	if (likely(ctx && READ_ONCE(ctx->rd_enabled)) && !READ_ONCE(ctx->polling))
 		queue_work_on(ctx->io_cpu, rnvme_wq, ctx->io_work);
 	read_unlock_bh(&sk->sk_callback_lock);
 }

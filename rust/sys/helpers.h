@@ -63,6 +63,8 @@ struct rnvme_sk_ctx {
 	struct work_struct *io_work;
 	int io_cpu;
 	bool rd_enabled;
+	/* A blk-mq poller is receiving: data_ready leaves the bytes to it. */
+	bool polling;
 	void *queue;
 	void (*error)(void *queue);
 	void (*saved_data_ready)(struct sock *sk);
