@@ -1,5 +1,6 @@
 #!/bin/bash
-# Header and data digests (none, header, data, both) negotiated by rnvme_tcp; fio verify in each mode.
+# Header and data digests (none, header, data, both) negotiated by rnvme_tcp; in each mode fio verify
+# at 4k (in-capsule), 64k and 1M (R2T), libaio and io_uring, QD 1 and 32 (smaller sizes than t09).
 . "$(dirname "$0")/lib.sh"
 target_up || fail "target set-up failed"
 on_exit unload_transports
@@ -11,11 +12,19 @@ for mode in none hdr data both; do
 	ctrl=$(rust_connect "${flags[@]}") || fail "connect with digests '$mode' failed"
 	assert_rust_ctrl "$ctrl" || fail "$ctrl is not served by rnvme_tcp"
 	dev=$(ns_dev_of "$ctrl") || fail "no namespace block device"
-	for bs in 4k 64k; do
-		run_fio --name="d-$mode-$bs" --filename="$dev" --rw=randwrite --bs="$bs" --size=4M --ioengine=libaio \
-			--iodepth=8 --direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1 || fail "fio $bs with digests '$mode' failed"
+	n=0
+	for bs in 4k 64k 1M; do
+		for engine in libaio io_uring; do
+			for qd in 1 32; do
+				n=$((n + 1))
+				size=2M; [ "$bs" = 1M ] && size=8M
+				run_fio --name="d-$mode-$bs-$engine-qd$qd" --filename="$dev" --offset=$(((n - 1) * 10))M --rw=randwrite \
+					--bs="$bs" --size="$size" --ioengine="$engine" --iodepth="$qd" --direct=1 --verify=crc32c --do_verify=1 \
+					--verify_fatal=1 || fail "fio $bs $engine QD$qd with digests '$mode' failed"
+			done
+		done
 	done
 	dmesg_since_mark | grep -q 'digest error' && fail "digest errors logged in mode '$mode'"
 	run nvme disconnect -n "$NQN" || fail "disconnect failed"
-	log "digests '$mode': 4k and 64k verified"
+	log "digests '$mode': $n fio verify jobs passed"
 done
