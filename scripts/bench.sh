@@ -11,9 +11,10 @@ make --no-print-directory module
 out=$RNVME_ROOT/build/bench
 # kmemleak=off: the test kernel tracks every allocation for t21; the
 # benchmark measures the drivers, not that bookkeeping.
+status=0
 RNVME_ACCEL=tcg RNVME_QEMU_EXTRA="-icount shift=0,sleep=off" RNVME_VM_APPEND="kmemleak=off ${RNVME_VM_APPEND:-}" \
-	qemu/run-vm.sh --quiet --timeout "${RNVME_BENCH_TIMEOUT:-1800}" --out "$out" -- bash tests/vm/bench.sh
-grep -a '^bench ' "$out/console.log" | tr -d '\r' >"$out/raw.txt"
+	qemu/run-vm.sh --quiet --timeout "${RNVME_BENCH_TIMEOUT:-1800}" --out "$out" -- bash tests/vm/bench.sh || status=$?
+{ grep -a '^bench ' "$out/console.log" || true; } | tr -d '\r' >"$out/raw.txt"
 awk '
 	{ v[$2 " " $3] = $4; bw[$2 " " $3] = $5; if (!($3 in seen)) { seen[$3] = 1; order[n++] = $3 } }
 	function ratio(a, b) { return b > 0 ? sprintf("%.3f", a / b) : "-" }
@@ -26,3 +27,5 @@ awk '
 			printf "%-18s %9s %9s %9s %9s %9s %12s\n", j, c, r, s, ratio(r, c), ratio(s, c), ratio(r, s)
 		}
 	}' "$out/raw.txt" | tee "$out/results.txt"
+# The figures are kept even when the VM run failed after printing them.
+exit $status
