@@ -12,15 +12,16 @@ use crate::proto::errno;
 use crate::proto::pdu::{self, Digests};
 use crate::proto::recv::{self, Event, QueueIo, RecvError, RecvMachine};
 use crate::sys::bindings as nb;
+use crate::sys::blk_mq::Request;
 use crate::sys::fmt::Shown;
 use crate::stats::QueueStats;
-use crate::sys::socket::TcpSocket;
+use crate::sys::iov::{DataPhase, KernelCrc32c, RqData, SkbRange};
+use crate::sys::socket::{SockCallbacks, TcpSocket};
+use crate::sys::workqueue::{Work, WORK_CPU_UNBOUND};
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::{bindings as kb, prelude::*};
 
-/// `WORK_CPU_UNBOUND`.
-const WORK_CPU_UNBOUND: c_int = kb::NR_CPUS as c_int;
 /// How many queues (of every controller) have their io_work on each CPU,
 /// so new queues go to the least used one (C: `nvme_tcp_cpu_queues`).
 static CPU_QUEUES: [AtomicU32; kb::NR_CPUS as usize] = [const { AtomicU32::new(0) }; kb::NR_CPUS as usize];
@@ -49,9 +50,9 @@ pub(crate) enum SendState {
 enum RecvSource {
     /// Pull: `sock_recvmsg()` with `MSG_DONTWAIT` (io_work).
     Socket,
-    /// Push: the `left` bytes of `skb` from `off`, handed over by
-    /// `read_sock()` (the poll path, which must not sleep).
-    Skb { skb: *const kb::sk_buff, off: u32, left: usize },
+    /// Push: bytes of an skb handed over by `read_sock()` (the poll
+    /// path, which must not sleep, and the `read_sock` mode).
+    Skb(SkbRange),
 }
 
 /// The command capsule of a request, 8-byte aligned so the SQE at offset 8
@@ -85,8 +86,8 @@ pub(crate) struct TcpRequest {
     pub(crate) write: bool,
     pub(crate) snd_crc: u32,
     pub(crate) ddgst: [u8; pdu::DIGEST_LEN],
-    pub(crate) curr_bio: *mut kb::bio,
-    pub(crate) iter: kb::iov_iter,
+    /// The request's data pages: what is sent or received next.
+    pub(crate) data: RqData,
 }
 
 impl TcpRequest {
@@ -114,8 +115,7 @@ impl TcpRequest {
             write: false,
             snd_crc: 0,
             ddgst: [0; pdu::DIGEST_LEN],
-            curr_bio: null_mut(),
-            iter: Default::default(),
+            data: RqData::none(),
         }
     }
 
@@ -126,10 +126,13 @@ impl TcpRequest {
         self.nreq.cmd = self.cmd.0[pdu::HDR_LEN..].as_mut_ptr().cast();
     }
 
-    /// The request of this driver data.
-    pub(crate) fn rq(&mut self) -> *mut kb::request {
-        // SAFETY: a `TcpRequest` only exists as the blk-mq PDU of a request.
-        unsafe { kb::blk_mq_rq_from_pdu((self as *mut Self).cast()) }
+    /// The blk-mq request of this driver data. Not for the AER request,
+    /// which lives in the controller: it is never found by command id, so
+    /// only blk-mq's own requests reach the paths that call this.
+    pub(crate) fn rq(&mut self) -> Request {
+        // SAFETY: apart from the AER (see above), a `TcpRequest` only
+        // exists as the blk-mq PDU of one of our requests.
+        unsafe { Request::from_pdu(self) }
     }
 
     /// The 64-byte SQE inside the command capsule (always present: the
@@ -148,35 +151,6 @@ impl TcpRequest {
             self.cmd.0[pdu::CMD_PDU_LEN..].copy_from_slice(&d);
         }
     }
-
-    /// Sets up `iter` over the request's current bio (or special payload).
-    fn init_iter(&mut self, dir: c_uint) {
-        let rq = self.rq();
-        // SAFETY: `rq` is live while the request is in flight, and
-        // `curr_bio` is one of its bios (or unused for special payloads).
-        unsafe { nb::rnvme_rq_init_iter((&raw mut self.iter).cast(), rq.cast(), self.curr_bio.cast(), dir) };
-    }
-
-    /// Moves `iter` to the next bio when the current one is used up.
-    /// Returns false when there is none: the target sent or asked for more
-    /// than the request holds.
-    fn next_bio_if_done(&mut self, dir: c_uint) -> bool {
-        // SAFETY: `iter` was set up by `init_iter`.
-        if unsafe { nb::rnvme_iov_iter_count((&raw const self.iter).cast()) } != 0 {
-            return true;
-        }
-        if self.curr_bio.is_null() {
-            return false;
-        }
-        // SAFETY: `curr_bio` is a bio of the in-flight request.
-        let next = unsafe { (*self.curr_bio).bi_next };
-        if next.is_null() {
-            return false;
-        }
-        self.curr_bio = next;
-        self.init_iter(dir);
-        true
-    }
 }
 
 /// One queue of a controller.
@@ -184,14 +158,14 @@ impl TcpRequest {
 /// # Invariants
 ///
 /// Lives inside `TcpCtrl::queues`, which is allocated once per controller
-/// and never moves, so the raw pointers to it (`sk_ctx.queue`, the
+/// and never moves, so the raw pointers to it (the socket callbacks', the
 /// requests' `queue`, the work item) stay valid while it is allocated.
 pub(crate) struct Queue {
     pub(crate) ctrl: *mut TcpCtrl,
     pub(crate) qid: u16,
     pub(crate) sock: Option<TcpSocket>,
-    pub(crate) sk_ctx: nb::rnvme_sk_ctx,
-    pub(crate) io_work: kb::work_struct,
+    sk_ctx: SockCallbacks,
+    io_work: Work,
     pub(crate) req_list: kb::llist_head,
     /// FIFO of requests to send, owned by io_work.
     send_head: *mut TcpRequest,
@@ -202,7 +176,7 @@ pub(crate) struct Queue {
     /// The request of the current C2HData phase, owned by io_work.
     data_req: *mut TcpRequest,
     /// The data phase's msghdr: set up once per phase (and per bio).
-    data_msg: kb::msghdr,
+    phase: DataPhase,
     pub(crate) digests: Digests,
     pub(crate) maxh2cdata: u32,
     pub(crate) cmnd_capsule_len: u32,
@@ -230,15 +204,15 @@ impl Queue {
             ctrl,
             qid,
             sock: None,
-            sk_ctx: Default::default(),
-            io_work: Default::default(),
+            sk_ctx: SockCallbacks::new(),
+            io_work: Work::new(),
             req_list: Default::default(),
             send_head: null_mut(),
             send_tail: null_mut(),
             cur: null_mut(),
             machine: RecvMachine::new(Digests { header: false, data: false }),
             data_req: null_mut(),
-            data_msg: Default::default(),
+            phase: DataPhase::new(),
             digests: Digests::default(),
             maxh2cdata: 0,
             cmnd_capsule_len: 0,
@@ -253,7 +227,7 @@ impl Queue {
         }
     }
 
-    fn ctrl(&self) -> &TcpCtrl {
+    pub(crate) fn ctrl(&self) -> &TcpCtrl {
         // SAFETY: the controller owns its queues and outlives them.
         unsafe { &*self.ctrl }
     }
@@ -274,10 +248,12 @@ impl Queue {
         self.cur = null_mut();
         self.send_head = null_mut();
         self.send_tail = null_mut();
-        // SAFETY: `req_list` and `io_work` are ours and not in use yet.
+        // SAFETY: `req_list` and `io_work` are ours and not in use yet (a
+        // queue is stopped before it is allocated again), and the queue
+        // never moves (type invariant).
         unsafe {
             nb::rnvme_init_llist_head((&raw mut self.req_list).cast());
-            nb::rnvme_init_work((&raw mut self.io_work).cast(), Some(io_work_fn));
+            self.io_work.init(io_work_fn);
         }
         self.allocated = true;
     }
@@ -285,15 +261,12 @@ impl Queue {
     /// Starts receiving: hooks the socket callbacks up to io_work.
     pub(crate) fn start_io(&mut self) {
         let me: *mut Queue = self;
-        self.sk_ctx.io_work = (&raw mut self.io_work).cast();
-        self.sk_ctx.io_cpu = WORK_CPU_UNBOUND;
-        self.sk_ctx.rd_enabled = true;
-        self.sk_ctx.queue = me.cast();
-        self.sk_ctx.error = Some(sk_error_fn);
+        let work = self.io_work.as_raw();
         if let Some(s) = &self.sock {
-            // SAFETY: the socket is connected and `sk_ctx` lives as long as
-            // the queue (type invariant); `stop` restores the callbacks.
-            unsafe { nb::rnvme_sock_install(s.as_raw().cast(), &raw mut self.sk_ctx) };
+            // SAFETY: `io_work` was initialised in `alloc`; the queue (and
+            // its `sk_ctx`) neither moves nor goes away before `stop`
+            // restores the callbacks (type invariant).
+            unsafe { self.sk_ctx.install(s, work, WORK_CPU_UNBOUND, me.cast(), sk_error_fn) };
         }
     }
 
@@ -317,19 +290,19 @@ impl Queue {
         }
         if let Some((i, _)) = best {
             CPU_QUEUES[i].fetch_add(1, Ordering::Relaxed);
-            self.sk_ctx.io_cpu = i as c_int;
+            self.sk_ctx.set_io_cpu(i as c_int);
             self.io_cpu_set = true;
         }
     }
 
     /// The CPU io_work runs on, `None` when unbound (the queuing CPU).
     pub(crate) fn io_cpu(&self) -> Option<u32> {
-        if self.io_cpu_set { u32::try_from(self.sk_ctx.io_cpu).ok() } else { None }
+        if self.io_cpu_set { u32::try_from(self.sk_ctx.io_cpu()).ok() } else { None }
     }
 
     fn put_io_cpu(&mut self) {
         if core::mem::replace(&mut self.io_cpu_set, false) {
-            if let Some(n) = usize::try_from(self.sk_ctx.io_cpu).ok().and_then(|i| CPU_QUEUES.get(i)) {
+            if let Some(n) = usize::try_from(self.sk_ctx.io_cpu()).ok().and_then(|i| CPU_QUEUES.get(i)) {
                 n.fetch_sub(1, Ordering::Relaxed);
             }
         }
@@ -343,17 +316,12 @@ impl Queue {
         }
         self.live.store(false, Ordering::SeqCst);
         self.put_io_cpu();
-        // SAFETY: plain store to a flag the callbacks read with READ_ONCE.
-        unsafe { core::ptr::write_volatile(&raw mut self.sk_ctx.rd_enabled, false) };
+        self.sk_ctx.set_rd_enabled(false);
         if let Some(s) = &self.sock {
-            // SAFETY: the socket is valid; restoring is idempotent.
-            unsafe {
-                nb::rnvme_sock_restore(s.as_raw().cast(), &raw mut self.sk_ctx);
-                kb::kernel_sock_shutdown(s.as_raw(), kb::sock_shutdown_cmd_SHUT_RDWR);
-            }
+            self.sk_ctx.restore(s);
+            s.shutdown();
         }
-        // SAFETY: `io_work` was initialised in `alloc`.
-        unsafe { kb::cancel_work_sync(&raw mut self.io_work) };
+        self.io_work.cancel_sync();
         // A poller that saw the queue live may still be in its pass; it
         // never sleeps there, so this wait is short.
         while self.recv_busy.load(Ordering::Acquire) {
@@ -386,9 +354,7 @@ impl Queue {
 
     /// Schedules io_work on the queue's CPU.
     pub(crate) fn kick(&mut self) {
-        // SAFETY: `io_work` was initialised in `alloc` and lives as long
-        // as the queue.
-        unsafe { nb::rnvme_queue_work((&raw mut self.io_work).cast(), self.sk_ctx.io_cpu) };
+        self.io_work.queue_on(self.sk_ctx.io_cpu());
     }
 
     /// Moves newly queued requests onto io_work's FIFO.
@@ -440,53 +406,16 @@ impl Queue {
 
     /// Sends `buf` without blocking; returns bytes sent.
     fn send_buf(&self, buf: &[u8], more: bool) -> Result<usize, c_int> {
-        let sock = self.sock()?;
-        let mut iov = kb::kvec { iov_base: buf.as_ptr().cast_mut().cast(), iov_len: buf.len() };
-        let flags = kb::MSG_DONTWAIT | if more { kb::MSG_MORE } else { kb::MSG_EOR };
-        let mut msg = kb::msghdr { msg_flags: flags as _, ..Default::default() };
-        // SAFETY: `iov` covers `buf`, alive for the call.
-        let n = unsafe { kb::kernel_sendmsg(sock.as_raw(), &mut msg, &mut iov, 1, buf.len()) };
-        if n < 0 { Err(n) } else { Ok(n as usize) }
+        self.sock()?.send_nonblocking(buf, more)
     }
 
-    /// Sends up to `len` bytes of the request's data from its iterator
-    /// (pages spliced, not copied, where allowed), extending the request's
-    /// data digest when data digests are on.
+    /// Sends up to `len` bytes of the request's data (pages spliced, not
+    /// copied, where allowed), extending the request's data digest when
+    /// data digests are on.
     fn send_data(&self, req: &mut TcpRequest, len: usize, more: bool) -> Result<usize, c_int> {
         let sock = self.sock()?;
-        if !req.next_bio_if_done(kb::ITER_SOURCE) {
-            return Err(-(errno::EIO));
-        }
-        let mut msg = kb::msghdr::default();
-        msg.msg_iter = copy_iter(&req.iter);
-        // SAFETY: `msg_iter` is a copy of the request's iterator.
-        let avail = unsafe { nb::rnvme_iov_iter_count((&raw const msg.msg_iter).cast()) };
-        let len = len.min(avail);
-        // SAFETY: truncating a private copy of the iterator.
-        unsafe { nb::rnvme_iov_iter_truncate((&raw mut msg.msg_iter).cast(), len) };
-        let before = copy_iter(&msg.msg_iter);
-        let mut flags = kb::MSG_DONTWAIT | if more { kb::MSG_MORE } else { kb::MSG_EOR };
-        // The bio's pages go to the socket by reference, not copied, when
-        // every one of them may (as the C driver's MSG_SPLICE_PAGES).
-        // SAFETY: `msg_iter` is our copy of the request's iterator.
-        if unsafe { nb::rnvme_iter_sendpages_ok((&raw const msg.msg_iter).cast(), len) } {
-            flags |= kb::MSG_SPLICE_PAGES;
-        }
-        msg.msg_flags = flags as _;
-        // SAFETY: the iterator covers the request's pages, pinned while the
-        // request is in flight.
-        let n = unsafe { kb::sock_sendmsg(sock.as_raw(), &mut msg) };
-        if n <= 0 {
-            return if n == 0 { Err(-(errno::EAGAIN)) } else { Err(n) };
-        }
-        let n = n as usize;
-        if self.digests.data {
-            // SAFETY: `before` covers exactly the bytes just sent.
-            req.snd_crc = unsafe { nb::rnvme_iter_crc32c((&raw const before).cast(), n, req.snd_crc) };
-        }
-        // SAFETY: advancing the request's own iterator by what was sent.
-        unsafe { kb::iov_iter_advance(&raw mut req.iter, n) };
-        Ok(n)
+        let crc = if self.digests.data { Some(&mut req.snd_crc) } else { None };
+        req.data.send(sock, len, more, crc)
     }
 
     /// Prepares the next H2CData PDU of the current R2T.
@@ -495,8 +424,7 @@ impl Queue {
         req.r2t_left -= len;
         req.h2c_left = len;
         let last = req.r2t_left == 0;
-        // SAFETY: the request is in flight.
-        let cid = unsafe { nb::rnvme_nvme_cid(req.rq().cast()) };
+        let cid = req.rq().cid();
         let h = pdu::encode_h2c_data(self.digests, cid, req.ttag, req.h2c_offset, len, last);
         req.h2c[..pdu::DATA_PDU_LEN].copy_from_slice(&h);
         if self.digests.header {
@@ -601,16 +529,13 @@ impl Queue {
     }
 
     /// The request a command id names on this queue, if it is in flight.
-    fn find_request(&self, cid: u16) -> Option<&'static mut TcpRequest> {
-        let tags = self.ctrl().tags_for(self.qid)?;
-        // SAFETY: `tags` is this queue's tag map; nvme_find_rq checks the
-        // tag range and the generation counter.
-        let rq = unsafe { nb::rnvme_nvme_find_rq(tags.cast(), cid) };
-        if rq.is_null() {
-            return None;
-        }
-        // SAFETY: an in-flight request of our tag set carries a TcpRequest.
-        Some(unsafe { &mut *kb::blk_mq_rq_to_pdu(rq.cast()).cast::<TcpRequest>() })
+    fn find_request<'r>(&self, cid: u16) -> Option<&'r mut TcpRequest> {
+        // SAFETY: the controller owns its queues and outlives them and
+        // their requests; the borrow is not tied to `self` so the queue
+        // stays usable while the request (blk-mq memory, not the queue's)
+        // is handled, until it completes.
+        let c: &'r TcpCtrl = unsafe { &*self.ctrl };
+        c.find_request(self.qid, cid).map(|(_, req)| req)
     }
 
     fn bad_cid(&self, what: &str, cid: u16) -> c_int {
@@ -693,16 +618,13 @@ impl Queue {
         let mut ret = 0;
         // `stop` clears `live` before waiting for `recv_busy`: a live
         // queue here keeps its socket until we let go.
-        // SAFETY: plain read of a flag the callbacks also read.
-        let rd = unsafe { core::ptr::read_volatile(&raw const self.sk_ctx.rd_enabled) };
+        let rd = self.sk_ctx.rd_enabled();
         if self.live.load(Ordering::Acquire) && rd {
             // While we poll, data_ready does not kick io_work for bytes we
             // are about to take (C: NVME_TCP_Q_POLLING).
-            // SAFETY: plain stores to a flag data_ready reads with READ_ONCE.
-            unsafe { core::ptr::write_volatile(&raw mut self.sk_ctx.polling, true) };
+            self.sk_ctx.set_polling(true);
             let r = self.push_pass(false);
-            // SAFETY: as above.
-            unsafe { core::ptr::write_volatile(&raw mut self.sk_ctx.polling, false) };
+            self.sk_ctx.set_polling(false);
             QueueStats::add(&self.stats.polls, 1);
             ret = match r {
                 Ok(done) => {
@@ -733,33 +655,14 @@ impl Queue {
     /// The part of [`Self::recv_failed`] that never sleeps (for pollers).
     fn recv_failed_atomic(&mut self, e: RecvError) {
         dev_err!(self.dev(), "queue {}: receive failed: {} (-{})\n", self.qid, Shown(e), e.errno());
-        // SAFETY: plain store to a flag the callbacks read with READ_ONCE.
-        unsafe { core::ptr::write_volatile(&raw mut self.sk_ctx.rd_enabled, false) };
+        self.sk_ctx.set_rd_enabled(false);
         self.live.store(false, Ordering::SeqCst);
         self.cur = null_mut();
         self.send_head = null_mut();
         self.send_tail = null_mut();
         self.data_req = null_mut();
+        self.phase.end();
         self.ctrl().error_recovery();
-    }
-
-    /// Takes up to `max` bytes from the skb a poll pushed: `(skb, off, n)`
-    /// to copy, or `EAGAIN` once it is used up.
-    fn take_pushed(&mut self, max: usize) -> Result<(*const kb::sk_buff, c_int, usize), i32> {
-        let RecvSource::Skb { skb, off, left } = self.source else {
-            return Err(errno::EINVAL);
-        };
-        let n = max.min(left);
-        if n == 0 {
-            return Err(errno::EAGAIN);
-        }
-        let (Ok(o), Ok(_)) = (c_int::try_from(off), c_int::try_from(n)) else {
-            return Err(errno::EINVAL);
-        };
-        // n <= left <= u32::MAX - off: read_sock hands over (off, len) of
-        // one skb, both within its u32 length.
-        self.source = RecvSource::Skb { skb, off: off + n as u32, left: left - n };
-        Ok((skb, o, n))
     }
 }
 
@@ -771,17 +674,11 @@ impl QueueIo for Queue {
     }
 
     fn recv_buf(&mut self, buf: &mut [u8]) -> Result<usize, i32> {
-        if let RecvSource::Socket = self.source {
-            return match self.sock()?.recv(buf, kb::MSG_DONTWAIT as c_int) {
-                Ok(n) => Ok(n),
-                Err(e) => Err(-e),
-            };
-        }
-        let (skb, off, n) = self.take_pushed(buf.len())?;
-        // SAFETY: read_sock holds the skb for the call and it has `n`
-        // bytes at `off`; `buf` has room for `n` (take_pushed caps it).
-        let r = unsafe { kb::skb_copy_bits(skb, off, buf.as_mut_ptr().cast(), n as c_int) };
-        if r < 0 { Err(-r) } else { Ok(n) }
+        let r = match &mut self.source {
+            RecvSource::Socket => self.sock()?.recv(buf, kb::MSG_DONTWAIT as c_int),
+            RecvSource::Skb(src) => src.copy_to(buf),
+        };
+        r.map_err(|e| -e)
     }
 
     fn recv_data(&mut self, len: usize, crc: Option<&mut u32>) -> Result<usize, i32> {
@@ -791,48 +688,19 @@ impl QueueIo for Queue {
         }
         // SAFETY: set by DataBegin to an in-flight request of this queue.
         let req = unsafe { &mut *req_ptr };
-        // SAFETY: `data_msg.msg_iter` is the data phase's iterator copy.
-        if unsafe { nb::rnvme_iov_iter_count((&raw const self.data_msg.msg_iter).cast()) } == 0 {
-            // This bio is full: the phase continues in the next one.
-            if !req.next_bio_if_done(kb::ITER_DEST) {
-                // SAFETY: the request is in flight.
-                let cid = unsafe { nb::rnvme_nvme_cid(req.rq().cast()) };
-                dev_err!(self.dev(), "queue {}: no space in request {:#x}\n", self.qid, cid);
-                return Err(errno::EIO);
-            }
-            self.data_msg.msg_iter = copy_iter(&req.iter);
+        if self.phase.ensure_room(&mut req.data).is_err() {
+            let cid = req.rq().cid();
+            dev_err!(self.dev(), "queue {}: no space in request {:#x}\n", self.qid, cid);
+            return Err(errno::EIO);
         }
-        // SAFETY: truncating our private copy to what this phase may take.
-        unsafe { nb::rnvme_iov_iter_truncate((&raw mut self.data_msg.msg_iter).cast(), len) };
-        let before = copy_iter(&self.data_msg.msg_iter);
-        let n = if let RecvSource::Socket = self.source {
-            let sock = self.sock()?;
-            // SAFETY: the msghdr's iterator points into the request's pages
-            // (only ever its own: the range was checked in DataBegin).
-            let n = unsafe { kb::sock_recvmsg(sock.as_raw(), &mut self.data_msg, kb::MSG_DONTWAIT as c_int) };
-            if n < 0 {
-                return Err(-n);
+        let r = match &mut self.source {
+            RecvSource::Socket => {
+                let Some(sock) = self.sock.as_ref() else { return Err(errno::ENOTCONN) };
+                self.phase.recv(&mut req.data, sock, len, crc)
             }
-            n as usize
-        } else {
-            // SAFETY: the phase's iterator copy, set up above.
-            let room = unsafe { nb::rnvme_iov_iter_count((&raw const self.data_msg.msg_iter).cast()) };
-            let (skb, off, n) = self.take_pushed(room)?;
-            // SAFETY: read_sock holds the skb, which has `n` bytes at
-            // `off`; the iterator covers at least `n` bytes of the
-            // request's pages and advances past them, as recvmsg's would.
-            let r = unsafe { kb::skb_copy_datagram_iter(skb, off, &raw mut self.data_msg.msg_iter, n as c_int) };
-            if r < 0 {
-                return Err(-r);
-            }
-            n
+            RecvSource::Skb(src) => self.phase.copy_from(&mut req.data, src, len, crc),
         };
-        if let Some(c) = crc {
-            // SAFETY: `before` covers exactly the bytes just received.
-            *c = unsafe { nb::rnvme_iter_crc32c((&raw const before).cast(), n, *c) };
-        }
-        // SAFETY: keep the request's iterator in step with the receive.
-        unsafe { kb::iov_iter_advance(&raw mut req.iter, n) };
+        let n = r.map_err(|e| -e)?;
         req.data_recvd += n as u32;
         Ok(n)
     }
@@ -852,9 +720,7 @@ impl QueueIo for Queue {
                     return Err(-self.bad_cid("response", cqe.command_id));
                 };
                 let status = if req.status == 0 { cqe.status } else { req.status };
-                let rq = req.rq();
-                // SAFETY: completing an in-flight request once.
-                unsafe { nb::rnvme_end_request(rq.cast(), status, cqe.result) };
+                req.rq().end(status, cqe.result);
                 Ok(true)
             }
             Event::DataBegin(d) => {
@@ -869,13 +735,13 @@ impl QueueIo for Queue {
                     return Err(e.errno());
                 }
                 // The data phase's msghdr, set up once.
-                self.data_msg = kb::msghdr::default();
-                self.data_msg.msg_iter = copy_iter(&req.iter);
+                self.phase.begin(&req.data).map_err(|e| -e)?;
                 self.data_req = req;
                 Ok(false)
             }
             Event::DataEnd { pdu: d, digest_ok } => {
                 let req_ptr = core::mem::replace(&mut self.data_req, null_mut());
+                self.phase.end();
                 if req_ptr.is_null() {
                     return Err(errno::EINVAL);
                 }
@@ -887,9 +753,7 @@ impl QueueIo for Queue {
                 }
                 if d.success {
                     let st = req.status;
-                    let rq = req.rq();
-                    // SAFETY: completing an in-flight request once.
-                    unsafe { nb::rnvme_end_request(rq.cast(), st, 0) };
+                    req.rq().end(st, 0);
                     return Ok(true);
                 }
                 Ok(false)
@@ -919,23 +783,6 @@ impl QueueIo for Queue {
     }
 }
 
-/// A copy of an iterator's state, as C copies `struct iov_iter` by value.
-fn copy_iter(it: &kb::iov_iter) -> kb::iov_iter {
-    // SAFETY: `iov_iter` is a plain C struct (pointers and counts into
-    // memory it does not own); a bitwise copy is how C duplicates it.
-    unsafe { core::ptr::read(it) }
-}
-
-/// The kernel's `crc32c()`.
-pub(crate) struct KernelCrc32c;
-
-impl crate::proto::crc::Crc32c for KernelCrc32c {
-    fn update(&self, crc: u32, data: &[u8]) -> u32 {
-        // SAFETY: `data` is a valid slice for the call.
-        unsafe { nb::rnvme_crc32c(crc, data.as_ptr().cast(), data.len()) }
-    }
-}
-
 /// The io_work item (C: `nvme_tcp_io_work`): send, then one receive pass,
 /// until neither makes progress or the 1 ms budget is used; then requeue.
 unsafe extern "C" fn io_work_fn(work: *mut kb::work_struct) {
@@ -955,8 +802,7 @@ unsafe extern "C" fn io_work_fn(work: *mut kb::work_struct) {
                 return;
             }
         }
-        // SAFETY: plain read of a flag.
-        if unsafe { core::ptr::read_volatile(&raw const q.sk_ctx.rd_enabled) } {
+        if q.sk_ctx.rd_enabled() {
             match q.try_recv_pass() {
                 Some(Ok(end)) => {
                     QueueStats::add(&q.stats.work_passes, 1);
@@ -974,8 +820,7 @@ unsafe extern "C" fn io_work_fn(work: *mut kb::work_struct) {
         if !q.cur.is_null() || !q.send_head.is_null() {
             // Requests wait: go on if the socket has room again.
             if let Ok(s) = q.sock() {
-                // SAFETY: the socket is valid.
-                pending |= unsafe { nb::rnvme_sock_writeable(s.as_raw().cast()) };
+                pending |= SockCallbacks::writeable(s);
             }
         }
         if !pending {
@@ -986,8 +831,7 @@ unsafe extern "C" fn io_work_fn(work: *mut kb::work_struct) {
             break;
         }
     }
-    // SAFETY: requeue our own initialised work item.
-    unsafe { nb::rnvme_queue_work(work.cast(), q.sk_ctx.io_cpu) };
+    q.io_work.queue_on(q.sk_ctx.io_cpu());
 }
 
 /// `read_sock()`'s actor for [`Queue::push_pass`]: runs the receive machine over
@@ -1000,11 +844,14 @@ unsafe extern "C" fn push_actor(ctx: *mut c_void, skb: *mut kb::sk_buff, off: c_
     if q.push_result.is_err() {
         return -(errno::EPROTO);
     }
-    let len = len.min(c_int::MAX as usize);
-    q.source = RecvSource::Skb { skb, off, left: len };
+    // SAFETY: read_sock() holds `skb`, which has `len` bytes from `off`,
+    // until we return; the range is dropped (source reset) before that.
+    let range = unsafe { SkbRange::new(skb, off, len) };
+    let len = range.left();
+    q.source = RecvSource::Skb(range);
     let r = q.run_pass();
     let left = match q.source {
-        RecvSource::Skb { left, .. } => left,
+        RecvSource::Skb(range) => range.left(),
         RecvSource::Socket => 0,
     };
     q.source = RecvSource::Socket;
@@ -1030,7 +877,6 @@ unsafe extern "C" fn sk_error_fn(queue: *mut c_void) {
     if q.live.load(Ordering::Relaxed) {
         q.ctrl().error_recovery();
     } else {
-        // SAFETY: `io_work` was initialised in `alloc`.
-        unsafe { nb::rnvme_queue_work((&raw mut q.io_work).cast(), q.sk_ctx.io_cpu) };
+        q.io_work.queue_on(q.sk_ctx.io_cpu());
     }
 }

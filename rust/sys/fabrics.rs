@@ -91,6 +91,17 @@ impl CtrlOptions {
         Some(unsafe { CStr::from_char_ptr(p) })
     }
 
+    /// `nvmf_free_options()`.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns the options (a controller's, in its `free_ctrl`,
+    /// after a successful create); nothing uses them afterwards.
+    pub(crate) unsafe fn free(&self) {
+        // SAFETY: owned by the caller, freed once.
+        unsafe { nb::nvmf_free_options(self.as_raw()) };
+    }
+
     /// The C struct, for nvme-core calls that take it.
     pub(crate) fn as_raw(&self) -> *mut nb::nvmf_ctrl_options {
         self.0.get()
@@ -119,6 +130,59 @@ impl CtrlOptions {
     /// `nqn=`: the subsystem NQN.
     pub(crate) fn subsysnqn(&self) -> Option<&CStr> {
         Self::string(self.raw().subsysnqn)
+    }
+    /// `nr_io_queues=` (default: one per online CPU).
+    pub(crate) fn nr_io_queues(&self) -> u32 {
+        self.raw().nr_io_queues
+    }
+    /// `nr_write_queues=`.
+    pub(crate) fn nr_write_queues(&self) -> u32 {
+        self.raw().nr_write_queues
+    }
+    /// `nr_poll_queues=`.
+    pub(crate) fn nr_poll_queues(&self) -> u32 {
+        self.raw().nr_poll_queues
+    }
+    /// `queue_size=` (entries of each I/O queue).
+    pub(crate) fn queue_size(&self) -> usize {
+        self.raw().queue_size
+    }
+    /// `keep_alive_tmo=` in seconds.
+    pub(crate) fn kato(&self) -> u32 {
+        self.raw().kato
+    }
+    /// `hdr_digest`.
+    pub(crate) fn hdr_digest(&self) -> bool {
+        self.raw().hdr_digest
+    }
+    /// `data_digest`.
+    pub(crate) fn data_digest(&self) -> bool {
+        self.raw().data_digest
+    }
+    /// `duplicate_connect`.
+    pub(crate) fn duplicate_connect(&self) -> bool {
+        self.raw().duplicate_connect
+    }
+    /// `reconnect_delay=` in seconds.
+    pub(crate) fn reconnect_delay(&self) -> u32 {
+        self.raw().reconnect_delay as u32
+    }
+    /// Reconnect attempts `ctrl_loss_tmo` allows (-1: forever).
+    pub(crate) fn max_reconnects(&self) -> c_int {
+        self.raw().max_reconnects
+    }
+    /// `nvmf_nr_io_queues()`: all I/O queues asked for (default, write
+    /// and poll), capped by the CPUs.
+    pub(crate) fn nr_io_queues_total(&self) -> c_int {
+        // SAFETY: valid options (type invariant); the helper only reads.
+        unsafe { nb::rnvme_nvmf_nr_io_queues(self.as_raw()) as c_int }
+    }
+    /// `nvmf_set_io_queues()`: splits `nr` granted I/O queues into the
+    /// per-type counts of `io_queues`.
+    pub(crate) fn set_io_queues(&self, nr: u32, io_queues: &mut [u32; kernel::bindings::hctx_type_HCTX_MAX_TYPES as usize]) {
+        // SAFETY: valid options (type invariant), only read; `io_queues`
+        // has the HCTX_MAX_TYPES entries the function writes.
+        unsafe { nb::nvmf_set_io_queues(self.as_raw(), nr, io_queues.as_mut_ptr()) };
     }
 }
 

@@ -4,7 +4,10 @@
 //! else. The rest of the module works with these safe types only.
 
 pub(crate) mod bindings;
+pub(crate) mod blk_mq;
 pub(crate) mod fabrics;
 pub(crate) mod fmt;
+pub(crate) mod iov;
+pub(crate) mod nvme;
 pub(crate) mod socket;
 pub(crate) mod workqueue;

@@ -104,6 +104,14 @@ impl TcpSocket {
         self.sock.as_ptr()
     }
 
+    /// `kernel_sock_shutdown(SHUT_RDWR)`: both directions end; the socket
+    /// stays allocated until dropped.
+    pub(crate) fn shutdown(&self) {
+        // SAFETY: the socket is valid (invariant); shutting down twice is
+        // harmless.
+        unsafe { kb::kernel_sock_shutdown(self.as_raw(), kb::sock_shutdown_cmd_SHUT_RDWR) };
+    }
+
     /// Sends all of `buf` (blocking); for connection set-up only.
     pub(crate) fn send_all(&self, buf: &[u8]) -> Result {
         let mut off = 0;
@@ -119,6 +127,19 @@ impl TcpSocket {
             off += n as usize;
         }
         Ok(())
+    }
+
+    /// Sends what it can of `buf` without blocking (`more`: MSG_MORE, else
+    /// MSG_EOR). Returns the bytes sent or a negative errno (`-EAGAIN`:
+    /// the socket is full).
+    pub(crate) fn send_nonblocking(&self, buf: &[u8], more: bool) -> core::result::Result<usize, c_int> {
+        let mut iov = kb::kvec { iov_base: buf.as_ptr().cast_mut().cast(), iov_len: buf.len() };
+        let flags = kb::MSG_DONTWAIT | if more { kb::MSG_MORE } else { kb::MSG_EOR };
+        let mut msg = kb::msghdr { msg_flags: flags as _, ..Default::default() };
+        // SAFETY: `iov` covers `buf`, alive for the call; the socket is
+        // valid by the invariant.
+        let n = unsafe { kb::kernel_sendmsg(self.as_raw(), &mut msg, &mut iov, 1, buf.len()) };
+        if n < 0 { Err(n) } else { Ok(n as usize) }
     }
 
     /// Receives into `buf` with `flags`. `Ok(0)` means the peer closed;
@@ -150,5 +171,94 @@ impl Drop for TcpSocket {
             kb::kernel_sock_shutdown(self.as_raw(), kb::sock_shutdown_cmd_SHUT_RDWR);
             kb::sock_release(self.as_raw());
         }
+    }
+}
+
+/// What a queue's socket callbacks (softirq, `helpers.c`) read through
+/// `sk_user_data`: C `struct rnvme_sk_ctx`.
+///
+/// # Invariants
+///
+/// While installed on a socket (from [`Self::install`] until
+/// [`Self::restore`]) the callbacks may read it at any time: the fields they
+/// read are written with volatile stores (they read with `READ_ONCE`), it
+/// does not move, and its `io_work` and `queue` stay valid.
+pub(crate) struct SockCallbacks(nb::rnvme_sk_ctx);
+
+impl SockCallbacks {
+    /// Not installed anywhere.
+    pub(crate) fn new() -> Self {
+        Self(Default::default())
+    }
+
+    /// Installs the queue's callbacks on `sock`: data_ready and
+    /// write_space kick `io_work` on `io_cpu` while receiving is enabled;
+    /// a closing socket calls `error(queue)`.
+    ///
+    /// # Safety
+    ///
+    /// `io_work` is an initialised work item and `queue` valid for `error`
+    /// until [`Self::restore`]; `self` does not move meanwhile.
+    pub(crate) unsafe fn install(
+        &mut self,
+        sock: &TcpSocket,
+        io_work: *mut kb::work_struct,
+        io_cpu: c_int,
+        queue: *mut c_void,
+        error: unsafe extern "C" fn(*mut c_void),
+    ) {
+        self.0.io_work = io_work.cast();
+        self.0.io_cpu = io_cpu;
+        self.0.rd_enabled = true;
+        self.0.polling = false;
+        self.0.queue = queue;
+        self.0.error = Some(error);
+        // SAFETY: the socket is valid (its invariant); the caller keeps
+        // this context and what it names valid until `restore`.
+        unsafe { nb::rnvme_sock_install(sock.as_raw().cast(), &raw mut self.0) };
+    }
+
+    /// Puts the socket's own callbacks back (idempotent; under
+    /// sk_callback_lock, so no callback runs on this context afterwards).
+    pub(crate) fn restore(&mut self, sock: &TcpSocket) {
+        // SAFETY: the socket is valid; restoring only touches callbacks
+        // this context saved, if it is the one installed.
+        unsafe { nb::rnvme_sock_restore(sock.as_raw().cast(), &raw mut self.0) };
+    }
+
+    /// The CPU io_work is queued on.
+    pub(crate) fn io_cpu(&self) -> c_int {
+        self.0.io_cpu
+    }
+
+    /// Sets the CPU io_work is queued on.
+    pub(crate) fn set_io_cpu(&mut self, cpu: c_int) {
+        // SAFETY: a plain store to our own field, read by the callbacks.
+        unsafe { core::ptr::write_volatile(&raw mut self.0.io_cpu, cpu) };
+    }
+
+    /// Receiving is enabled (the callbacks kick io_work).
+    pub(crate) fn rd_enabled(&self) -> bool {
+        // SAFETY: a plain read of our own field.
+        unsafe { core::ptr::read_volatile(&raw const self.0.rd_enabled) }
+    }
+
+    /// Enables or stops receiving.
+    pub(crate) fn set_rd_enabled(&mut self, on: bool) {
+        // SAFETY: a plain store to our own field, read by the callbacks.
+        unsafe { core::ptr::write_volatile(&raw mut self.0.rd_enabled, on) };
+    }
+
+    /// A blk-mq poller is receiving: data_ready leaves the bytes to it
+    /// (C: `NVME_TCP_Q_POLLING`).
+    pub(crate) fn set_polling(&mut self, on: bool) {
+        // SAFETY: as above.
+        unsafe { core::ptr::write_volatile(&raw mut self.0.polling, on) };
+    }
+
+    /// `sk_stream_is_writeable()`: the socket has room again.
+    pub(crate) fn writeable(sock: &TcpSocket) -> bool {
+        // SAFETY: the socket is valid.
+        unsafe { nb::rnvme_sock_writeable(sock.as_raw().cast()) }
     }
 }

@@ -27,3 +27,115 @@ impl Drop for Workqueue {
         unsafe { nb::rnvme_wq_destroy() };
     }
 }
+
+/// `WORK_CPU_UNBOUND`: queue on the local CPU, or wherever the scheduler
+/// likes.
+pub(crate) const WORK_CPU_UNBOUND: c_int = kernel::bindings::NR_CPUS as c_int;
+
+/// The function a work item runs, given its `work_struct`.
+pub(crate) type WorkFn = unsafe extern "C" fn(*mut kernel::bindings::work_struct);
+
+/// A work item of the module's workqueue, embedded in its owner (the
+/// callback finds the owner from the `work_struct`'s address).
+///
+/// # Invariants
+///
+/// `ready` is true only when `work` was initialised (`INIT_WORK`) at its
+/// present address; the owner does not move while it is. All-zero bytes
+/// are a valid, not initialised item (owners may be zero-filled).
+#[repr(C)]
+pub(crate) struct Work {
+    work: kernel::types::Opaque<kernel::bindings::work_struct>,
+    ready: bool,
+}
+
+impl Work {
+    /// Not initialised: queueing and cancelling do nothing.
+    pub(crate) fn new() -> Self {
+        Self { work: kernel::types::Opaque::zeroed(), ready: false }
+    }
+
+    /// Initialises the item to run `f`.
+    ///
+    /// # Safety
+    ///
+    /// The item is not queued or running, and its owner does not move from
+    /// here on; `f` may be called (from the workqueue) any time until the
+    /// item is cancelled.
+    pub(crate) unsafe fn init(&mut self, f: WorkFn) {
+        // SAFETY: by the caller's guarantee nobody uses the item now.
+        unsafe { nb::rnvme_init_work(self.work.get().cast(), Some(f)) };
+        // INVARIANT: initialised where it stays.
+        self.ready = true;
+    }
+
+    /// The `work_struct`, for the socket callbacks that queue it.
+    pub(crate) fn as_raw(&self) -> *mut kernel::bindings::work_struct {
+        self.work.get()
+    }
+
+    /// Queues the item on `cpu` ([`WORK_CPU_UNBOUND`]: anywhere); false
+    /// if it was already queued (or not initialised).
+    pub(crate) fn queue_on(&self, cpu: c_int) -> bool {
+        // SAFETY: initialised where it is (invariant).
+        self.ready && unsafe { nb::rnvme_queue_work(self.work.get().cast(), cpu) }
+    }
+
+    /// Cancels the item and waits for a run in progress to finish.
+    pub(crate) fn cancel_sync(&self) {
+        if self.ready {
+            // SAFETY: as above.
+            unsafe { kernel::bindings::cancel_work_sync(self.work.get()) };
+        }
+    }
+
+    /// Waits for a queued or running item to finish.
+    pub(crate) fn flush(&self) {
+        if self.ready {
+            // SAFETY: as above.
+            unsafe { kernel::bindings::flush_work(self.work.get()) };
+        }
+    }
+}
+
+/// A delayed work item of the module's workqueue, as [`Work`].
+///
+/// # Invariants
+///
+/// As for [`Work`].
+#[repr(C)]
+pub(crate) struct DelayedWork {
+    dwork: kernel::types::Opaque<kernel::bindings::delayed_work>,
+    ready: bool,
+}
+
+impl DelayedWork {
+    /// Byte offset of the `work_struct` the callback is given.
+    pub(crate) const WORK_OFFSET: usize = core::mem::offset_of!(kernel::bindings::delayed_work, work);
+
+    /// Initialises the item to run `f`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Work::init`].
+    pub(crate) unsafe fn init(&mut self, f: WorkFn) {
+        // SAFETY: by the caller's guarantee nobody uses the item now.
+        unsafe { nb::rnvme_init_delayed_work(self.dwork.get().cast(), Some(f)) };
+        // INVARIANT: initialised where it stays.
+        self.ready = true;
+    }
+
+    /// Queues the item to run in `secs` seconds.
+    pub(crate) fn queue_in(&self, secs: u32) -> bool {
+        // SAFETY: initialised where it is (invariant).
+        self.ready && unsafe { nb::rnvme_queue_delayed_work(self.dwork.get().cast(), secs) }
+    }
+
+    /// Cancels the item and waits for a run in progress to finish.
+    pub(crate) fn cancel_sync(&self) {
+        if self.ready {
+            // SAFETY: as above.
+            unsafe { kernel::bindings::cancel_delayed_work_sync(self.dwork.get()) };
+        }
+    }
+}

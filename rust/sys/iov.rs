@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: GPL-2.0
+//! A request's data pages as `iov_iter`s: where C2HData payload is received
+//! and H2CData / in-capsule payload is sent from.
+//!
+//! The types here make "payload goes only into the request's own pages" a
+//! property of the types: the only destination the socket layer is ever
+//! given for data is a [`DataPhase`], and a `DataPhase` is only ever a copy
+//! of a [`RqData`] iterator over the request's bios (cf. the kernel's
+//! `rust/kernel/iov.rs`).
+
+use super::bindings as nb;
+use super::socket::TcpSocket;
+use kernel::{bindings as kb, prelude::*};
+
+/// The kernel's `crc32c()` (the NVMe/TCP header and data digests).
+pub(crate) struct KernelCrc32c;
+
+impl crate::proto::crc::Crc32c for KernelCrc32c {
+    fn update(&self, crc: u32, data: &[u8]) -> u32 {
+        // SAFETY: `data` is a valid slice for the call.
+        unsafe { nb::rnvme_crc32c(crc, data.as_ptr().cast(), data.len()) }
+    }
+}
+
+/// An iterator with no bytes (a zero-length kvec).
+fn empty_iter() -> kb::iov_iter {
+    kb::iov_iter::default()
+}
+
+/// A copy of an iterator's state, as C copies `struct iov_iter` by value.
+fn copy_iter(it: &kb::iov_iter) -> kb::iov_iter {
+    // SAFETY: `iov_iter` is a plain C struct (pointers and counts into
+    // memory it does not own); a bitwise copy is how C duplicates it.
+    unsafe { core::ptr::read(it) }
+}
+
+fn iter_count(it: &kb::iov_iter) -> usize {
+    // SAFETY: `it` is a valid iterator (every iterator here is one).
+    unsafe { nb::rnvme_iov_iter_count((&raw const *it).cast()) }
+}
+
+/// crc32c over the first `n` bytes `it` covers, continuing `crc`.
+fn iter_crc(it: &kb::iov_iter, n: usize, crc: u32) -> u32 {
+    // SAFETY: `it` is a valid iterator with at least `n` bytes (callers
+    // pass the state from before a transfer of `n` bytes); the helper
+    // works on its own copy.
+    unsafe { nb::rnvme_iter_crc32c((&raw const *it).cast(), n, crc) }
+}
+
+/// The data of an in-flight request, walked bio by bio (C: the request's
+/// `curr_bio` and `iter`).
+///
+/// # Invariants
+///
+/// Either `bio` is null and `iter` is empty, or `rq` is an in-flight
+/// request, `bio` one of its bios and `iter` an iterator of direction `dir`
+/// over (what is left of) `bio` or the request's special payload. The
+/// pages stay pinned until the request completes, and the owner clears or
+/// restarts this before reusing the request.
+pub(crate) struct RqData {
+    rq: *mut kb::request,
+    bio: *mut kb::bio,
+    iter: kb::iov_iter,
+    dir: c_uint,
+}
+
+impl RqData {
+    /// No data (a command without payload, or not started).
+    pub(crate) fn none() -> Self {
+        Self { rq: core::ptr::null_mut(), bio: core::ptr::null_mut(), iter: empty_iter(), dir: kb::ITER_DEST }
+    }
+
+    /// Starts over at the first bio of `rq`: a source for a write, a
+    /// destination for a read.
+    ///
+    /// # Safety
+    ///
+    /// `rq` is a started request with `len` payload bytes that stays in
+    /// flight until this is cleared or started again.
+    pub(crate) unsafe fn start(&mut self, rq: *mut kb::request, write: bool, len: u32) {
+        *self = Self::none();
+        // SAFETY: the caller guarantees `rq` is valid.
+        let bio = unsafe { (*rq).bio };
+        if bio.is_null() || len == 0 {
+            return;
+        }
+        self.rq = rq;
+        self.bio = bio;
+        self.dir = if write { kb::ITER_SOURCE } else { kb::ITER_DEST };
+        self.init_iter();
+    }
+
+    /// Forgets the request (its data is no longer ours to touch).
+    pub(crate) fn clear(&mut self) {
+        *self = Self::none();
+    }
+
+    fn init_iter(&mut self) {
+        // SAFETY: by the invariant `rq` is in flight and `bio` one of its
+        // bios; the helper builds a bvec iterator over that bio's pages.
+        unsafe { nb::rnvme_rq_init_iter((&raw mut self.iter).cast(), self.rq.cast(), self.bio.cast(), self.dir) };
+    }
+
+    /// Bytes left in the current bio.
+    pub(crate) fn left_in_bio(&self) -> usize {
+        iter_count(&self.iter)
+    }
+
+    /// Moves to the next bio when the current one is used up. Returns
+    /// false when there is none: the target sent or asked for more than
+    /// the request holds.
+    pub(crate) fn next_bio_if_done(&mut self) -> bool {
+        if self.left_in_bio() != 0 {
+            return true;
+        }
+        if self.bio.is_null() {
+            return false;
+        }
+        // SAFETY: by the invariant `bio` is a bio of the in-flight request.
+        let next = unsafe { (*self.bio).bi_next };
+        if next.is_null() {
+            return false;
+        }
+        self.bio = next;
+        self.init_iter();
+        true
+    }
+
+    fn advance(&mut self, n: usize) {
+        // SAFETY: `iter` is valid; iov_iter_advance caps at its count.
+        unsafe { kb::iov_iter_advance(&raw mut self.iter, n) };
+    }
+
+    /// Sends up to `len` bytes of the current bio without blocking (pages
+    /// spliced, not copied, where every one of them may be, as the C
+    /// driver's MSG_SPLICE_PAGES), extending `crc` over what was sent.
+    /// Returns the bytes sent, or a negative errno (`-EAGAIN` when the
+    /// socket is full).
+    pub(crate) fn send(&mut self, sock: &TcpSocket, len: usize, more: bool, crc: Option<&mut u32>) -> Result<usize, c_int> {
+        if self.dir != kb::ITER_SOURCE || !self.next_bio_if_done() {
+            return Err(-(kb::EIO as c_int));
+        }
+        let mut msg = kb::msghdr { msg_iter: copy_iter(&self.iter), ..Default::default() };
+        let len = len.min(iter_count(&msg.msg_iter));
+        // SAFETY: truncating our private copy of the iterator.
+        unsafe { nb::rnvme_iov_iter_truncate((&raw mut msg.msg_iter).cast(), len) };
+        let before = copy_iter(&msg.msg_iter);
+        let mut flags = kb::MSG_DONTWAIT | if more { kb::MSG_MORE } else { kb::MSG_EOR };
+        // SAFETY: `msg_iter` is a valid iterator with `len` bytes.
+        if unsafe { nb::rnvme_iter_sendpages_ok((&raw const msg.msg_iter).cast(), len) } {
+            flags |= kb::MSG_SPLICE_PAGES;
+        }
+        msg.msg_flags = flags as _;
+        // SAFETY: the iterator covers the request's pages, pinned while it
+        // is in flight (type invariant); the socket is valid.
+        let n = unsafe { kb::sock_sendmsg(sock.as_raw(), &mut msg) };
+        if n <= 0 {
+            return Err(if n == 0 { -(kb::EAGAIN as c_int) } else { n });
+        }
+        let n = n as usize;
+        if let Some(c) = crc {
+            *c = iter_crc(&before, n, *c);
+        }
+        self.advance(n);
+        Ok(n)
+    }
+}
+
+/// The destination of one C2HData phase (C: the seed's data-phase
+/// `msghdr`): set up once per phase, and again only when the payload goes
+/// on in the request's next bio, then received into `while` it has room.
+///
+/// # Invariants
+///
+/// `msg.msg_iter` is empty or a copy of a [`RqData`] iterator of direction
+/// `ITER_DEST`, truncated, whose request the owner keeps in flight until
+/// [`DataPhase::end`].
+pub(crate) struct DataPhase {
+    msg: kb::msghdr,
+}
+
+impl DataPhase {
+    /// No phase: nothing may be received as data.
+    pub(crate) fn new() -> Self {
+        Self { msg: kb::msghdr::default() }
+    }
+
+    /// Begins a phase into the current bio of `data`. Fails (`-EIO`) if
+    /// `data` is not a read's destination.
+    pub(crate) fn begin(&mut self, data: &RqData) -> Result<(), c_int> {
+        if data.dir != kb::ITER_DEST {
+            return Err(-(kb::EIO as c_int));
+        }
+        self.msg = kb::msghdr { msg_iter: copy_iter(&data.iter), ..Default::default() };
+        Ok(())
+    }
+
+    /// Ends the phase: the request may complete.
+    pub(crate) fn end(&mut self) {
+        *self = Self::new();
+    }
+
+    /// Room left in the phase's current bio.
+    pub(crate) fn room(&self) -> usize {
+        iter_count(&self.msg.msg_iter)
+    }
+
+    /// Makes room when the current bio is full: the phase goes on in the
+    /// request's next one. False when the request has no more room.
+    pub(crate) fn ensure_room(&mut self, data: &mut RqData) -> Result<(), c_int> {
+        if self.room() == 0 {
+            if !data.next_bio_if_done() {
+                return Err(-(kb::EIO as c_int));
+            }
+            self.begin(data)?;
+        }
+        Ok(())
+    }
+
+    /// Receives up to `max` payload bytes with `MSG_DONTWAIT` into the
+    /// request's pages, extending `crc` over what arrived and keeping
+    /// `data` in step. Returns the bytes received (0: the peer closed) or
+    /// a negative errno (`-EAGAIN`: nothing queued).
+    pub(crate) fn recv(&mut self, data: &mut RqData, sock: &TcpSocket, max: usize, crc: Option<&mut u32>) -> Result<usize, c_int> {
+        self.ensure_room(data)?;
+        self.truncate(max);
+        let before = copy_iter(&self.msg.msg_iter);
+        // SAFETY: the msghdr's iterator points into the request's pages
+        // (type invariant); the socket is valid.
+        let n = unsafe { kb::sock_recvmsg(sock.as_raw(), &mut self.msg, kb::MSG_DONTWAIT as c_int) };
+        if n < 0 {
+            return Err(n);
+        }
+        Ok(self.received(data, &before, n as usize, crc))
+    }
+
+    /// Copies up to `max` payload bytes from a pushed skb range, as
+    /// [`Self::recv`] does from the socket.
+    pub(crate) fn copy_from(&mut self, data: &mut RqData, src: &mut SkbRange, max: usize, crc: Option<&mut u32>) -> Result<usize, c_int> {
+        self.ensure_room(data)?;
+        let (off, n) = src.take(max.min(self.room()))?;
+        self.truncate(n);
+        let before = copy_iter(&self.msg.msg_iter);
+        // SAFETY: by `SkbRange`'s invariant the skb is held and has `n`
+        // bytes at `off`; the iterator covers `n` bytes of the request's
+        // pages and advances past them, as recvmsg's would.
+        let r = unsafe { kb::skb_copy_datagram_iter(src.skb, off, &raw mut self.msg.msg_iter, n as c_int) };
+        if r < 0 {
+            return Err(r);
+        }
+        Ok(self.received(data, &before, n, crc))
+    }
+
+    fn truncate(&mut self, max: usize) {
+        // SAFETY: truncating the phase's private copy of the iterator.
+        unsafe { nb::rnvme_iov_iter_truncate((&raw mut self.msg.msg_iter).cast(), max) };
+    }
+
+    fn received(&mut self, data: &mut RqData, before: &kb::iov_iter, n: usize, crc: Option<&mut u32>) -> usize {
+        if let Some(c) = crc {
+            *c = iter_crc(before, n, *c);
+        }
+        data.advance(n);
+        n
+    }
+}
+
+/// A byte range of one skb that `read_sock()` handed to its actor.
+///
+/// # Invariants
+///
+/// `skb` is held by `read_sock()` for as long as this exists and has at
+/// least `left` bytes from `off`; `off + left` fits in `u32`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SkbRange {
+    skb: *const kb::sk_buff,
+    off: u32,
+    left: usize,
+}
+
+impl SkbRange {
+    /// # Safety
+    ///
+    /// `skb` has `len` bytes from `off` and stays held until the value is
+    /// dropped (the duration of a `read_sock()` actor call).
+    pub(crate) unsafe fn new(skb: *const kb::sk_buff, off: c_uint, len: usize) -> Self {
+        let left = len.min((u32::MAX - off) as usize).min(c_int::MAX as usize);
+        Self { skb, off, left }
+    }
+
+    /// Bytes not taken yet.
+    pub(crate) fn left(&self) -> usize {
+        self.left
+    }
+
+    /// Takes up to `max` bytes: `(offset, count)`, or `-EAGAIN` once used up.
+    fn take(&mut self, max: usize) -> Result<(c_int, usize), c_int> {
+        let n = max.min(self.left);
+        if n == 0 {
+            return Err(-(kb::EAGAIN as c_int));
+        }
+        let Ok(o) = c_int::try_from(self.off) else {
+            return Err(-(kb::EINVAL as c_int));
+        };
+        // n <= left, and off + left fits in u32 (invariant).
+        self.off += n as u32;
+        self.left -= n;
+        Ok((o, n))
+    }
+
+    /// Copies up to `buf.len()` bytes into `buf` (a PDU header).
+    pub(crate) fn copy_to(&mut self, buf: &mut [u8]) -> Result<usize, c_int> {
+        let (off, n) = self.take(buf.len())?;
+        // SAFETY: the skb is held and has `n` bytes at `off` (invariant);
+        // `buf` has room for `n` (take caps it).
+        let r = unsafe { kb::skb_copy_bits(self.skb, off, buf.as_mut_ptr().cast(), n as c_int) };
+        if r < 0 { Err(r) } else { Ok(n) }
+    }
+}

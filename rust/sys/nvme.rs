@@ -1,0 +1,404 @@
+// SPDX-License-Identifier: GPL-2.0
+//! nvme-core calls on one of our controllers.
+//!
+//! C side: `drivers/nvme/host/nvme.h` and `core.c`. Each method is one call;
+//! the controller logic (what to call when) stays in `ctrl.rs`.
+
+use super::bindings as nb;
+use super::fabrics::CtrlOptions;
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+use kernel::{bindings as kb, device::Device, prelude::*};
+
+/// nvme-core's status: 0, a negative errno, or a positive NVMe status
+/// (which fails the step as `-EIO`, as the C driver treats it).
+pub(crate) fn nvme_result(ret: c_int) -> Result {
+    match ret {
+        0 => Ok(()),
+        e if e < 0 => Err(Error::from_errno(e)),
+        _ => Err(EIO),
+    }
+}
+
+/// A controller nvme-core knows: the handle for calls into nvme-core.
+///
+/// # Invariants
+///
+/// `0` points to an `nvme_ctrl` that `nvme_init_ctrl()` initialised and
+/// whose `free_ctrl` has not run: the transport makes handles only from
+/// its own controllers, which live until nvme-core's last reference goes.
+#[derive(Clone, Copy)]
+pub(crate) struct NvmeCtrl(NonNull<nb::nvme_ctrl>);
+
+// SAFETY: nvme-core's controller functions may be called from any task;
+// nvme-core does its own locking.
+unsafe impl Send for NvmeCtrl {}
+
+impl NvmeCtrl {
+    /// # Safety
+    ///
+    /// `ctrl` was initialised by `nvme_init_ctrl()` and stays valid for
+    /// as long as the handle is used.
+    pub(crate) unsafe fn from_raw(ctrl: *mut nb::nvme_ctrl) -> Self {
+        // SAFETY: non-null by the caller's guarantee.
+        Self(unsafe { NonNull::new_unchecked(ctrl) })
+    }
+
+    pub(crate) fn as_raw(self) -> *mut nb::nvme_ctrl {
+        self.0.as_ptr()
+    }
+
+    /// The nvme device (`nvmeN`), for log lines.
+    pub(crate) fn device<'a>(self) -> &'a Device {
+        // SAFETY: `ctrl.device` is set by nvme_init_ctrl() (invariant) and
+        // stays valid until free_ctrl; callers hold the controller.
+        unsafe { Device::from_raw(nb::rnvme_ctrl_device(self.as_raw()).cast()) }
+    }
+
+    /// `dev_name(ctrl->device)`: "nvmeN".
+    pub(crate) fn name<'a>(self) -> &'a CStr {
+        // SAFETY: named by nvme_init_ctrl() (invariant); the name lives as
+        // long as the controller.
+        unsafe { CStr::from_char_ptr(nb::rnvme_ctrl_name(self.as_raw())) }
+    }
+
+    /// The connect options nvme-fabrics parsed for this controller.
+    pub(crate) fn opts<'a>(self) -> &'a CtrlOptions {
+        // SAFETY: the transport set `opts` before nvme_init_ctrl() and the
+        // options are freed only in free_ctrl; nothing changes them.
+        unsafe { CtrlOptions::from_raw((*self.as_raw()).opts) }
+    }
+
+    /// `nvme_check_ready()`: whether `rq` may be queued now (`live`: the
+    /// queue is connected).
+    pub(crate) fn check_ready(self, rq: super::blk_mq::Request, live: bool) -> bool {
+        // SAFETY: an initialised controller (invariant) and a valid request.
+        unsafe { nb::rnvme_nvme_check_ready(self.as_raw(), rq.as_raw().cast(), live) }
+    }
+
+    /// `nvme_fail_nonready_command()`: what `queue_rq` returns for a
+    /// request that may not be queued now.
+    pub(crate) fn fail_nonready_command(self, rq: super::blk_mq::Request) -> kb::blk_status_t {
+        // SAFETY: as above.
+        unsafe { nb::nvme_fail_nonready_command(self.as_raw(), rq.as_raw().cast()) }
+    }
+
+    /// `nvmf_ip_options_match()`: these connect options name this
+    /// controller (same subsystem, address, host address and interface).
+    pub(crate) fn ip_options_match(self, opts: &CtrlOptions) -> bool {
+        // SAFETY: an initialised controller (invariant); valid options.
+        unsafe { nb::nvmf_ip_options_match(self.as_raw(), opts.as_raw()) }
+    }
+
+    /// `nvme_add_ctrl()`.
+    pub(crate) fn add(self) -> Result {
+        // SAFETY: an initialised controller (invariant).
+        nvme_result(unsafe { nb::nvme_add_ctrl(self.as_raw()) })
+    }
+
+    /// `nvme_change_ctrl_state()`: false when the transition is not allowed.
+    pub(crate) fn change_state(self, state: nb::nvme_ctrl_state) -> bool {
+        // SAFETY: as above; nvme-core takes the controller's lock.
+        unsafe { nb::nvme_change_ctrl_state(self.as_raw(), state) }
+    }
+
+    /// `nvmf_connect_admin_queue()`.
+    pub(crate) fn connect_admin_queue(self) -> Result {
+        // SAFETY: as above; the admin queue's transport side is set up.
+        nvme_result(unsafe { nb::nvmf_connect_admin_queue(self.as_raw()) })
+    }
+
+    /// `nvmf_connect_io_queue()`.
+    pub(crate) fn connect_io_queue(self, qid: u16) -> Result {
+        // SAFETY: as above.
+        nvme_result(unsafe { nb::nvmf_connect_io_queue(self.as_raw(), qid) })
+    }
+
+    /// `nvme_enable_ctrl()`.
+    pub(crate) fn enable(self) -> Result {
+        // SAFETY: as above.
+        nvme_result(unsafe { nb::nvme_enable_ctrl(self.as_raw()) })
+    }
+
+    /// `nvme_disable_ctrl()`.
+    pub(crate) fn disable(self, shutdown: bool) {
+        // SAFETY: as above. The status only matters to PCIe; nvme-tcp
+        // ignores it too.
+        unsafe { nb::nvme_disable_ctrl(self.as_raw(), shutdown) };
+    }
+
+    /// `nvme_init_ctrl_finish()`.
+    pub(crate) fn init_finish(self) -> Result {
+        // SAFETY: as above.
+        nvme_result(unsafe { nb::nvme_init_ctrl_finish(self.as_raw(), false) })
+    }
+
+    /// `nvme_start_ctrl()`.
+    pub(crate) fn start(self) {
+        // SAFETY: as above.
+        unsafe { nb::nvme_start_ctrl(self.as_raw()) };
+    }
+
+    /// `nvme_stop_ctrl()`.
+    pub(crate) fn stop(self) {
+        // SAFETY: as above.
+        unsafe { nb::nvme_stop_ctrl(self.as_raw()) };
+    }
+
+    /// `nvme_stop_keep_alive()`.
+    pub(crate) fn stop_keep_alive(self) {
+        // SAFETY: as above.
+        unsafe { nb::nvme_stop_keep_alive(self.as_raw()) };
+    }
+
+    /// `flush_work(&ctrl->async_event_work)`.
+    pub(crate) fn flush_async_event_work(self) {
+        // SAFETY: as above; nvme_init_ctrl() initialised the work item.
+        unsafe { kb::flush_work(&raw mut (*self.as_raw()).async_event_work) };
+    }
+
+    /// `nvme_complete_async_event()`.
+    pub(crate) fn complete_async_event(self, status: u16, result: u64) {
+        // SAFETY: as above; called once per AER completion.
+        unsafe { nb::rnvme_complete_async_event(self.as_raw(), status, result) };
+    }
+
+    /// `nvme_set_queue_count()`: asks for `want` I/O queues, returns how
+    /// many the controller grants.
+    pub(crate) fn set_queue_count(self, want: c_int) -> Result<c_int> {
+        let mut nr = want;
+        // SAFETY: as above; `nr` is a valid in/out location.
+        nvme_result(unsafe { nb::nvme_set_queue_count(self.as_raw(), &mut nr) })?;
+        Ok(nr)
+    }
+
+    /// `nvmf_should_reconnect()`.
+    pub(crate) fn should_reconnect(self, status: c_int) -> bool {
+        // SAFETY: as above.
+        unsafe { nb::nvmf_should_reconnect(self.as_raw(), status) }
+    }
+
+    /// `nvme_delete_ctrl()`: queues the controller's removal.
+    pub(crate) fn delete(self) {
+        // SAFETY: as above.
+        unsafe { nb::nvme_delete_ctrl(self.as_raw()) };
+    }
+
+    /// `nvme_uninit_ctrl()` then `nvme_put_ctrl()`: undoes a create that
+    /// failed after nvme_init_ctrl(). The last put frees the controller.
+    ///
+    /// # Safety
+    ///
+    /// This is the creator's reference; no handle is used afterwards.
+    pub(crate) unsafe fn uninit_and_put(self) {
+        // SAFETY: as above; the caller gives up its reference.
+        unsafe {
+            nb::nvme_uninit_ctrl(self.as_raw());
+            nb::rnvme_put_ctrl(self.as_raw());
+        }
+    }
+
+    /// `nvme_quiesce_admin_queue()`.
+    pub(crate) fn quiesce_admin_queue(self) {
+        // SAFETY: as above; callers check the admin queue exists.
+        unsafe { nb::nvme_quiesce_admin_queue(self.as_raw()) };
+    }
+
+    /// `nvme_unquiesce_admin_queue()`.
+    pub(crate) fn unquiesce_admin_queue(self) {
+        // SAFETY: as above.
+        unsafe { nb::nvme_unquiesce_admin_queue(self.as_raw()) };
+    }
+
+    /// `blk_sync_queue(ctrl->admin_q)`, when there is an admin queue.
+    pub(crate) fn sync_admin_queue(self) {
+        // SAFETY: as above; `admin_q` is NULL or nvme-core's admin queue.
+        let q = unsafe { (*self.as_raw()).admin_q };
+        if !q.is_null() {
+            // SAFETY: a live request queue.
+            unsafe { kb::blk_sync_queue(q.cast()) };
+        }
+    }
+
+    /// `nvme_cancel_admin_tagset()`.
+    pub(crate) fn cancel_admin_tagset(self) {
+        // SAFETY: as above; nvme_cancel_request() completes each once.
+        unsafe { nb::nvme_cancel_admin_tagset(self.as_raw()) };
+    }
+
+    /// `nvme_remove_admin_tag_set()`.
+    pub(crate) fn remove_admin_tag_set(self) {
+        // SAFETY: as above; callers remove it once, after allocating it.
+        unsafe { nb::nvme_remove_admin_tag_set(self.as_raw()) };
+    }
+
+    /// `nvme_quiesce_io_queues()`.
+    pub(crate) fn quiesce_io_queues(self) {
+        // SAFETY: as above.
+        unsafe { nb::nvme_quiesce_io_queues(self.as_raw()) };
+    }
+
+    /// `nvme_unquiesce_io_queues()`.
+    pub(crate) fn unquiesce_io_queues(self) {
+        // SAFETY: as above.
+        unsafe { nb::nvme_unquiesce_io_queues(self.as_raw()) };
+    }
+
+    /// `nvme_sync_io_queues()`.
+    pub(crate) fn sync_io_queues(self) {
+        // SAFETY: as above.
+        unsafe { nb::nvme_sync_io_queues(self.as_raw()) };
+    }
+
+    /// `nvme_cancel_tagset()`.
+    pub(crate) fn cancel_tagset(self) {
+        // SAFETY: as above; a NULL tagset is checked by nvme-core.
+        unsafe { nb::nvme_cancel_tagset(self.as_raw()) };
+    }
+
+    /// `nvme_remove_io_tag_set()`.
+    pub(crate) fn remove_io_tag_set(self) {
+        // SAFETY: as above; callers remove it once, after allocating it.
+        unsafe { nb::nvme_remove_io_tag_set(self.as_raw()) };
+    }
+
+    /// After a reconnect with possibly another number of I/O queues:
+    /// freeze, unquiesce, resize the tag set to `nr_hw_queues`, unfreeze
+    /// (C: the `!new` part of `nvme_tcp_configure_io_queues`). Fails with
+    /// `ENODEV` when the queues do not freeze in time.
+    pub(crate) fn resize_io_queues(self, nr_hw_queues: c_int) -> Result {
+        // SAFETY: as above; the I/O tag set exists (callers check).
+        unsafe {
+            let n = self.as_raw();
+            nb::nvme_start_freeze(n);
+            nb::nvme_unquiesce_io_queues(n);
+            if nb::nvme_wait_freeze_timeout(n) == 0 {
+                nb::nvme_unfreeze(n);
+                return Err(ENODEV);
+            }
+            kb::blk_mq_update_nr_hw_queues((*n).tagset, nr_hw_queues);
+            nb::nvme_unfreeze(n);
+        }
+        Ok(())
+    }
+}
+
+/// What a fabrics transport provides to nvme-core for its controllers
+/// (`struct nvme_ctrl_ops`; the register accessors are nvme-fabrics').
+///
+/// # Safety
+///
+/// Every `nvme_ctrl` initialised with [`CtrlOpsTable<Self>`]'s ops is the
+/// first field of a `repr(C)` `Self` allocated with `KBox`, whose
+/// ownership passes to nvme-core with `nvme_init_ctrl()`.
+pub(crate) unsafe trait CtrlOperations: Sized {
+    /// The transport name, as `-t` gives it.
+    const NAME: &'static CStr;
+    /// nvme-core dropped its last reference: the controller goes.
+    fn free_ctrl(this: KBox<Self>);
+    /// Sends an Asynchronous Event Request (one at a time).
+    fn submit_async_event(this: &mut Self);
+    /// Tears the controller down for deletion.
+    fn delete_ctrl(this: &mut Self);
+    /// Stops the controller's transport work before nvme-core stops it.
+    fn stop_ctrl(this: &mut Self);
+}
+
+/// The `nvme_ctrl_ops` of `T`, filled in once at module load (they name
+/// the module).
+///
+/// # Invariants
+///
+/// Written only by [`Self::init`], before any controller uses it.
+pub(crate) struct CtrlOpsTable<T: CtrlOperations>(core::cell::UnsafeCell<nb::nvme_ctrl_ops>, PhantomData<T>);
+
+// SAFETY: written once before any controller exists (invariant), then only
+// read, by nvme-core.
+unsafe impl<T: CtrlOperations> Sync for CtrlOpsTable<T> {}
+
+impl<T: CtrlOperations> CtrlOpsTable<T> {
+    /// Empty until [`Self::init`].
+    pub(crate) const fn new() -> Self {
+        // SAFETY: an all-zero `nvme_ctrl_ops` is valid (NULL pointers, no
+        // callbacks).
+        Self(core::cell::UnsafeCell::new(unsafe { core::mem::zeroed() }), PhantomData)
+    }
+
+    /// Fills in the ops for `module`.
+    ///
+    /// # Safety
+    ///
+    /// Called once, before any controller is created with these ops.
+    pub(crate) unsafe fn init(&self, module: &'static ThisModule) {
+        let ops = nb::nvme_ctrl_ops {
+            name: T::NAME.as_char_ptr(),
+            module: module.as_ptr(),
+            flags: nb::NVME_F_FABRICS | nb::NVME_F_BLOCKING,
+            reg_read32: Some(nb::nvmf_reg_read32),
+            reg_read64: Some(nb::nvmf_reg_read64),
+            reg_write32: Some(nb::nvmf_reg_write32),
+            subsystem_reset: Some(nb::nvmf_subsystem_reset),
+            free_ctrl: Some(Self::free_ctrl),
+            submit_async_event: Some(Self::submit_async_event),
+            delete_ctrl: Some(Self::delete_ctrl),
+            stop_ctrl: Some(Self::stop_ctrl),
+            get_address: Some(nb::nvmf_get_address),
+            get_virt_boundary: Some(Self::get_virt_boundary),
+            ..Default::default()
+        };
+        // SAFETY: no controller exists yet (caller), so nothing reads it.
+        unsafe { *self.0.get() = ops };
+    }
+
+    /// The ops, for `nvme_init_ctrl()`.
+    pub(crate) fn as_raw(&self) -> *const nb::nvme_ctrl_ops {
+        self.0.get()
+    }
+
+    /// # Safety
+    ///
+    /// `n` is a controller using these ops (trait contract) and `'a` ends
+    /// before its `free_ctrl`.
+    unsafe fn this<'a>(n: *mut nb::nvme_ctrl) -> &'a mut T {
+        // SAFETY: `n` is the first field of a `repr(C)` `T`.
+        unsafe { &mut *n.cast::<T>() }
+    }
+
+    /// # Safety
+    ///
+    /// Called by nvme-core once, at the last put of a controller of ours.
+    unsafe extern "C" fn free_ctrl(n: *mut nb::nvme_ctrl) {
+        // SAFETY: allocated with KBox (trait contract); nvme-core's last
+        // reference just went, so this is the only owner.
+        T::free_ctrl(unsafe { KBox::from_raw(n.cast::<T>()) });
+    }
+
+    /// # Safety
+    ///
+    /// Called by nvme-core's async event work with a controller of ours.
+    unsafe extern "C" fn submit_async_event(n: *mut nb::nvme_ctrl) {
+        // SAFETY: a live controller of ours.
+        T::submit_async_event(unsafe { Self::this(n) });
+    }
+
+    /// # Safety
+    ///
+    /// Called by nvme-core's delete work with a controller of ours.
+    unsafe extern "C" fn delete_ctrl(n: *mut nb::nvme_ctrl) {
+        // SAFETY: a live controller of ours.
+        T::delete_ctrl(unsafe { Self::this(n) });
+    }
+
+    /// # Safety
+    ///
+    /// Called by nvme-core with a controller of ours.
+    unsafe extern "C" fn stop_ctrl(n: *mut nb::nvme_ctrl) {
+        // SAFETY: a live controller of ours.
+        T::stop_ctrl(unsafe { Self::this(n) });
+    }
+
+    /// `nvmf_get_virt_boundary()`: fabrics have no virtual boundary.
+    unsafe extern "C" fn get_virt_boundary(_n: *mut nb::nvme_ctrl, _is_admin: bool) -> c_ulong {
+        0
+    }
+}
