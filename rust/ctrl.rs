@@ -6,6 +6,7 @@
 //! Connect, enable, identify), then I/O queues with default/read maps.
 
 use crate::proto::pdu::{self, DataPlacement, Digests, IcResp};
+use crate::proto::r2t::Slot;
 use crate::queue::{Queue, SendState, TcpRequest};
 use crate::sys::bindings as nb;
 use crate::sys::blk_mq::{self, HwCtx, MqOperations, Request, SetBeingMapped, TagSet, BLK_STS_IOERR};
@@ -16,7 +17,7 @@ use crate::sys::socket::{SockAddr, TcpSocket};
 use crate::sys::workqueue::{DelayedWork, Work, WORK_CPU_UNBOUND};
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
-use kernel::{bindings as kb, device::Device, prelude::*};
+use kernel::{bindings as kb, device::Device, prelude::*, types::Opaque};
 
 /// `NVME_TCP_ADMIN_CCSZ`: in-capsule data the admin queue accepts.
 const ADMIN_CCSZ: u32 = 8192;
@@ -104,7 +105,8 @@ pub(crate) fn write_queue_stats(f: &mut core::fmt::Formatter<'_>) -> core::fmt::
 /// and never grows, so queue addresses are stable.
 #[repr(C)]
 pub(crate) struct TcpCtrl {
-    pub(crate) ctrl: nb::nvme_ctrl,
+    /// nvme-core's controller, which nvme-core changes under its own locks.
+    pub(crate) ctrl: Opaque<nb::nvme_ctrl>,
     admin_tag_set: TagSet<AdminQueueOps>,
     tag_set: TagSet<IoQueueOps>,
     queues: KVec<Queue>,
@@ -163,7 +165,7 @@ impl TcpCtrl {
     fn core(&self) -> NvmeCtrl {
         // SAFETY: by the type invariant nvme_init_ctrl() ran on `ctrl`
         // before any method is called, and `ctrl` lives until free_ctrl.
-        unsafe { NvmeCtrl::from_raw((&raw const self.ctrl).cast_mut()) }
+        unsafe { NvmeCtrl::from_raw(self.ctrl.get()) }
     }
 
     /// # Safety
@@ -201,24 +203,28 @@ impl TcpCtrl {
             core::ptr::write(&raw mut (*me).queues, queues);
             core::ptr::write(&raw mut (*me).addr, addr);
             core::ptr::write(&raw mut (*me).src_addr, src);
-            core::ptr::write(&raw mut (*me).async_req, TcpRequest::new(null_mut(), &raw mut (*me).ctrl));
+            core::ptr::write(&raw mut (*me).async_req, TcpRequest::new(null_mut(), (*me).ctrl.get()));
         }
         // SAFETY: every field is initialised (above).
         let mut b = unsafe { b.assume_init() };
         b.read_sock = crate::module_parameters::read_sock.value();
         b.async_req.bind_sqe();
         b.digests = Digests { header: opts.hdr_digest(), data: opts.data_digest() };
-        b.ctrl.opts = opts.as_raw();
-        b.ctrl.sqsize = opts.queue_size().saturating_sub(1) as u16;
-        b.ctrl.kato = opts.kato();
-        b.ctrl.queue_count = nr_queues as u32;
+        let n = b.ctrl.get();
+        // SAFETY: the controller is ours alone until nvme_init_ctrl().
+        unsafe {
+            (*n).opts = opts.as_raw();
+            (*n).sqsize = opts.queue_size().saturating_sub(1) as u16;
+            (*n).kato = opts.kato();
+            (*n).queue_count = nr_queues as u32;
+        }
         // SAFETY: our own work items, not in use yet, in the box's heap
         // storage, which never moves.
         unsafe {
             b.err_work.init(err_work_fn);
             b.connect_work.init(connect_work_fn);
             // nvme-core's reset work (queued by `nvme reset`), ours to set up.
-            nb::rnvme_init_work((&raw mut b.ctrl.reset_work).cast(), Some(reset_work_fn));
+            nb::rnvme_init_work((&raw mut (*n).reset_work).cast(), Some(reset_work_fn));
         }
         let module = THIS_MODULE.load(Ordering::Relaxed);
         // SAFETY: holding a module reference per controller (dropped in
@@ -229,7 +235,7 @@ impl TcpCtrl {
         let ctrl = KBox::into_raw(b);
         // SAFETY: `ctrl` is ours; nvme_init_ctrl takes the ops pointer that
         // lives as long as the module.
-        let ret = unsafe { nb::nvme_init_ctrl(&raw mut (*ctrl).ctrl, (dev as *const Device).cast_mut().cast(), CTRL_OPS.as_raw(), 0) };
+        let ret = unsafe { nb::nvme_init_ctrl((*ctrl).ctrl.get(), (dev as *const Device).cast_mut().cast(), CTRL_OPS.as_raw(), 0) };
         if let Err(e) = nvme_result(ret) {
             // SAFETY: nvme_init_ctrl failed, nothing else references `ctrl`.
             drop(unsafe { KBox::from_raw(ctrl) });
@@ -281,7 +287,7 @@ impl TcpCtrl {
     fn alloc_queue(&mut self, qid: u16) -> Result {
         let n = self.core();
         let (sock, icresp) = connect_queue(n.device(), qid, self, n.opts())?;
-        let ccsz = if qid == 0 { pdu::SQE_LEN as u32 + ADMIN_CCSZ } else { self.ctrl.ioccsz * 16 };
+        let ccsz = if qid == 0 { pdu::SQE_LEN as u32 + ADMIN_CCSZ } else { self.core().ioccsz() * 16 };
         let read_sock = self.read_sock;
         let q = &mut self.queues[usize::from(qid)];
         q.cmnd_capsule_len = ccsz;
@@ -364,13 +370,13 @@ impl TcpCtrl {
 
     fn alloc_io_queues(&mut self) -> Result {
         let n = self.core();
-        let nr = n.set_queue_count(n.opts().nr_io_queues_total())?;
+        let nr = n.negotiate_queue_count(n.opts().nr_io_queues_total())?;
         if nr <= 0 {
             dev_err!(self.device(), "unable to set any I/O queues\n");
             return Err(ENOMEM);
         }
         let nr = (nr as u32).min(self.queues.len() as u32 - 1);
-        self.ctrl.queue_count = nr + 1;
+        n.set_queue_count(nr + 1);
         dev_info!(self.device(), "creating {} I/O queues (rnvme_tcp)\n", nr);
         n.opts().set_io_queues(nr, &mut self.io_queues);
         for qid in 1..=nr as u16 {
@@ -385,13 +391,13 @@ impl TcpCtrl {
     }
 
     fn stop_io_queues(&mut self) {
-        for q in 1..self.ctrl.queue_count as usize {
+        for q in 1..self.core().queue_count() as usize {
             self.stop_queue(q);
         }
     }
 
     fn free_io_queues(&mut self) {
-        for q in 1..self.ctrl.queue_count as usize {
+        for q in 1..self.core().queue_count() as usize {
             self.free_queue(q);
         }
     }
@@ -416,7 +422,7 @@ impl TcpCtrl {
                 return Err(e);
             }
         }
-        let nr_queues = (self.tag_set.nr_hw_queues() + 1).min(self.ctrl.queue_count);
+        let nr_queues = (self.tag_set.nr_hw_queues() + 1).min(self.core().queue_count());
         let mut r = Ok(());
         for qid in 1..nr_queues as u16 {
             if let Err(e) = self.start_queue(qid) {
@@ -428,7 +434,7 @@ impl TcpCtrl {
             }
         }
         if r.is_ok() && !new {
-            r = n.resize_io_queues(self.ctrl.queue_count as c_int - 1);
+            r = n.resize_io_queues(self.core().queue_count() as c_int - 1);
             if r.is_err() {
                 self.stop_io_queues();
             }
@@ -448,19 +454,19 @@ impl TcpCtrl {
         let n = self.core();
         self.configure_admin_queue(new)?;
         let r = (|| -> Result {
-            if self.ctrl.icdoff != 0 {
+            if n.icdoff() != 0 {
                 dev_err!(self.device(), "icdoff is not supported!\n");
                 return Err(EOPNOTSUPP);
             }
-            if self.ctrl.sqsize as u32 + 1 > self.ctrl.maxcmd as u32 {
-                dev_warn!(self.device(), "sqsize {} > ctrl maxcmd {}, clamping down\n", self.ctrl.sqsize + 1, self.ctrl.maxcmd);
-                self.ctrl.sqsize = self.ctrl.maxcmd - 1;
+            if u32::from(n.sqsize()) + 1 > u32::from(n.maxcmd()) {
+                dev_warn!(self.device(), "sqsize {} > ctrl maxcmd {}, clamping down\n", u32::from(n.sqsize()) + 1, n.maxcmd());
+                n.set_sqsize(n.maxcmd().saturating_sub(1));
             }
-            if self.ctrl.queue_count > 1 {
+            if self.core().queue_count() > 1 {
                 self.configure_io_queues(new)?;
             }
             if !n.change_state(nb::nvme_ctrl_state_NVME_CTRL_LIVE) {
-                if self.ctrl.queue_count > 1 {
+                if self.core().queue_count() > 1 {
                     self.teardown_io_queues(new);
                 }
                 return Err(EINVAL);
@@ -476,7 +482,7 @@ impl TcpCtrl {
     }
 
     fn teardown_io_queues(&mut self, remove: bool) {
-        if self.ctrl.queue_count <= 1 || self.ctrl.tagset.is_null() {
+        if self.core().queue_count() <= 1 || !self.core().has_io_tagset() {
             return;
         }
         let n = self.core();
@@ -494,7 +500,7 @@ impl TcpCtrl {
     }
 
     fn teardown_admin_queue(&mut self, remove: bool) {
-        if self.ctrl.admin_q.is_null() {
+        if !self.core().has_admin_queue() {
             return;
         }
         let n = self.core();
@@ -515,7 +521,7 @@ impl TcpCtrl {
     fn teardown(&mut self, shutdown: bool) {
         let n = self.core();
         self.teardown_io_queues(shutdown);
-        if !self.ctrl.admin_q.is_null() {
+        if self.core().has_admin_queue() {
             n.quiesce_admin_queue();
             n.disable(shutdown);
         }
@@ -535,13 +541,13 @@ impl TcpCtrl {
     /// During set-up (CONNECTING), cancels the commands of queue `qid`'s
     /// tag set so the waiting set-up step fails at once.
     pub(crate) fn fail_setup_requests(&self, qid: u16) {
-        if self.ctrl.state != nb::nvme_ctrl_state_NVME_CTRL_CONNECTING {
+        if self.core().state() != nb::nvme_ctrl_state_NVME_CTRL_CONNECTING {
             return;
         }
         // Only set-up commands are in flight while connecting.
         if qid == 0 {
             self.core().cancel_admin_tagset();
-        } else if !self.ctrl.tagset.is_null() {
+        } else if self.core().has_io_tagset() {
             self.core().cancel_tagset();
         }
     }
@@ -551,7 +557,7 @@ impl TcpCtrl {
     /// allows, else the controller is removed.
     fn reconnect_or_remove(&mut self, status: c_int) {
         let n = self.core();
-        if self.ctrl.state != nb::nvme_ctrl_state_NVME_CTRL_CONNECTING {
+        if self.core().state() != nb::nvme_ctrl_state_NVME_CTRL_CONNECTING {
             return;
         }
         let delay = n.opts().reconnect_delay();
@@ -623,6 +629,7 @@ unsafe impl CtrlOperations for TcpCtrl {
         req.r2t_left = 0;
         req.data.clear();
         req.send = SendState::Cmd { off: 0 };
+        req.r2t_slot.store(Slot::Sending as u8, Ordering::Relaxed);
         c.aer_outstanding.store(true, Ordering::Release);
         // SAFETY: `q` is queue 0 of this controller.
         unsafe { (*q).queue_request(&mut c.async_req, true) };
@@ -658,7 +665,7 @@ unsafe extern "C" fn err_work_fn(w: *mut kb::work_struct) {
     n.stop_keep_alive();
     n.flush_async_event_work();
     c.teardown_io_queues(false);
-    if !c.ctrl.tagset.is_null() {
+    if n.has_io_tagset() {
         // Fail pending requests fast.
         n.unquiesce_io_queues();
     }
@@ -675,15 +682,16 @@ unsafe extern "C" fn connect_work_fn(w: *mut kb::work_struct) {
     let off = core::mem::offset_of!(TcpCtrl, connect_work) + DelayedWork::WORK_OFFSET;
     // SAFETY: `w` is the work of `connect_work` of a live controller.
     let c = unsafe { &mut *w.cast::<u8>().sub(off).cast::<TcpCtrl>() };
-    c.ctrl.nr_reconnects += 1;
+    let n = c.core();
+    n.set_nr_reconnects(n.nr_reconnects() + 1);
     let max = c.core().opts().max_reconnects();
     match c.setup(false) {
         Ok(()) => {
-            dev_info!(c.device(), "Successfully reconnected (attempt {}/{})\n", c.ctrl.nr_reconnects, max);
-            c.ctrl.nr_reconnects = 0;
+            dev_info!(c.device(), "Successfully reconnected (attempt {}/{})\n", n.nr_reconnects(), max);
+            n.set_nr_reconnects(0);
         }
         Err(e) => {
-            dev_info!(c.device(), "Failed reconnect attempt {}/{}\n", c.ctrl.nr_reconnects, max);
+            dev_info!(c.device(), "Failed reconnect attempt {}/{}\n", n.nr_reconnects(), max);
             c.reconnect_or_remove(e.to_errno());
         }
     }
@@ -703,7 +711,7 @@ unsafe extern "C" fn reset_work_fn(w: *mut kb::work_struct) {
     match c.setup(false) {
         Ok(()) => dev_info!(c.device(), "Successfully reconnected\n"),
         Err(e) => {
-            c.ctrl.nr_reconnects += 1;
+            n.set_nr_reconnects(n.nr_reconnects() + 1);
             dev_warn!(c.device(), "failed to reconnect after reset: {}\n", e.to_errno());
             c.reconnect_or_remove(e.to_errno());
         }
@@ -726,14 +734,26 @@ fn map_type_of(io_queues: &[u32; kb::hctx_type_HCTX_MAX_TYPES as usize], hctx_id
 
 // ---- blk-mq operations -----------------------------------------------------
 
+/// The blk-mq operations of the admin queue (`IO = false`: tag set of one
+/// hardware queue, queue 0) or of the I/O queues (`IO = true`: hardware
+/// queue `i` is queue `i + 1`, with read and poll maps).
+pub(crate) struct QueueOps<const IO: bool>;
 /// The admin queue's blk-mq operations.
-pub(crate) struct AdminQueueOps;
+pub(crate) type AdminQueueOps = QueueOps<false>;
 /// The I/O queues' blk-mq operations.
-pub(crate) struct IoQueueOps;
+pub(crate) type IoQueueOps = QueueOps<true>;
+
+impl<const IO: bool> QueueOps<IO> {
+    /// The queue behind hardware queue `hctx_idx` of this tag set.
+    fn queue_of(c: &TcpCtrl, hctx_idx: u32) -> Result<&Queue> {
+        let qid = if IO { hctx_idx as usize + 1 } else { 0 };
+        c.queues.get(qid).ok_or(EINVAL)
+    }
+}
 
 /// Queues a request (C: `nvme_tcp_queue_rq`): builds its command capsule
 /// and hands it to io_work.
-fn queue_rq(q: &mut Queue, hctx: &HwCtx, rq: Request, req: &mut TcpRequest, last: bool) -> kb::blk_status_t {
+fn queue_rq(q: &Queue, hctx: &HwCtx, rq: Request, req: &mut TcpRequest, last: bool) -> kb::blk_status_t {
     let live = q.live.load(Ordering::Acquire);
     let c = q.ctrl();
     if !c.core().check_ready(rq, live) {
@@ -744,7 +764,7 @@ fn queue_rq(q: &mut Queue, hctx: &HwCtx, rq: Request, req: &mut TcpRequest, last
     }
     let digests = q.digests;
     let (len, write) = (rq.payload_bytes(), rq.is_write());
-    let icdoff = c.ctrl.icdoff as u32;
+    let icdoff = u32::from(c.core().icdoff());
     req.data_len = len;
     req.write = write;
     req.data_sent = 0;
@@ -753,6 +773,7 @@ fn queue_rq(q: &mut Queue, hctx: &HwCtx, rq: Request, req: &mut TcpRequest, last
     req.r2t_left = 0;
     req.h2c_left = 0;
     req.send = SendState::Cmd { off: 0 };
+    req.r2t_slot.store(Slot::Sending as u8, Ordering::Relaxed);
     // SAFETY: the request is started below and stays in flight until it
     // completes; the next queue_rq of this PDU starts the data over.
     unsafe { req.data.start(rq.as_raw(), write, len) };
@@ -778,12 +799,11 @@ fn queue_rq(q: &mut Queue, hctx: &HwCtx, rq: Request, req: &mut TcpRequest, last
 fn timeout(req: &mut TcpRequest, rq: Request) -> kb::blk_eh_timer_return {
     // SAFETY: `queue` was set in init_request to the queue of this
     // request, which outlives it.
-    let q = unsafe { &mut *req.queue };
-    // SAFETY: the queue's controller outlives its requests.
-    let c = unsafe { &mut *q.ctrl };
+    let q = unsafe { &*req.queue };
+    let c = q.ctrl();
     let opcode = req.cmd.0[pdu::HDR_LEN];
-    dev_warn!(c.device(), "queue {}: request timeout, opcode {:#x}, state {}\n", q.qid, opcode, c.ctrl.state);
-    if c.ctrl.state != nb::nvme_ctrl_state_NVME_CTRL_LIVE {
+    dev_warn!(c.device(), "queue {}: request timeout, opcode {:#x}, state {}\n", q.qid, opcode, c.core().state());
+    if c.core().state() != nb::nvme_ctrl_state_NVME_CTRL_LIVE {
         // Not live (connecting, deleting): fail the request now so set-up
         // or teardown can go on.
         q.stop();
@@ -797,66 +817,30 @@ fn timeout(req: &mut TcpRequest, rq: Request) -> kb::blk_eh_timer_return {
 // SAFETY: nvme-core sets both tag sets' `driver_data` to the controller's
 // `nvme_ctrl`, the first field of the `repr(C)` `TcpCtrl`, which outlives
 // them (removed in teardown before free_ctrl).
-unsafe impl MqOperations for AdminQueueOps {
+unsafe impl<const IO: bool> MqOperations for QueueOps<IO> {
     type Owner = TcpCtrl;
     type HwQueue = Queue;
     type RequestData = TcpRequest;
-    const POLL: bool = false;
-    const MAP_QUEUES: bool = false;
+    const POLL: bool = IO;
+    const MAP_QUEUES: bool = IO;
 
-    fn init_request(c: &mut TcpCtrl, _hctx_idx: u32) -> Result<TcpRequest> {
-        let q: *mut Queue = c.queues.get_mut(0).ok_or(EINVAL)?;
-        Ok(TcpRequest::new(q, &raw mut c.ctrl))
+    fn init_request(c: &TcpCtrl, hctx_idx: u32) -> Result<TcpRequest> {
+        let q: *const Queue = Self::queue_of(c, hctx_idx)?;
+        Ok(TcpRequest::new(q, c.ctrl.get()))
     }
     fn request_placed(req: &mut TcpRequest) {
         req.bind_sqe();
     }
-    fn init_hctx(c: &mut TcpCtrl, _hctx_idx: u32) -> Result<&mut Queue> {
-        c.queues.get_mut(0).ok_or(EINVAL)
+    fn init_hctx(c: &TcpCtrl, hctx_idx: u32) -> Result<&Queue> {
+        Self::queue_of(c, hctx_idx)
     }
-    fn queue_rq(q: &mut Queue, hctx: &HwCtx, rq: Request, req: &mut TcpRequest, last: bool) -> kb::blk_status_t {
+    fn queue_rq(q: &Queue, hctx: &HwCtx, rq: Request, req: &mut TcpRequest, last: bool) -> kb::blk_status_t {
         queue_rq(q, hctx, rq, req, last)
     }
-    fn commit_rqs(q: &mut Queue) {
+    fn commit_rqs(q: &Queue) {
         q.kick();
     }
-    fn poll(_q: &mut Queue) -> c_int {
-        0
-    }
-    fn complete(rq: Request) {
-        blk_mq::nvme_complete_rq(rq);
-    }
-    fn timeout(rq: Request, req: &mut TcpRequest) -> kb::blk_eh_timer_return {
-        timeout(req, rq)
-    }
-    fn map_queues(_c: &mut TcpCtrl, _set: SetBeingMapped) {}
-}
-
-// SAFETY: as for `AdminQueueOps`.
-unsafe impl MqOperations for IoQueueOps {
-    type Owner = TcpCtrl;
-    type HwQueue = Queue;
-    type RequestData = TcpRequest;
-    const POLL: bool = true;
-    const MAP_QUEUES: bool = true;
-
-    fn init_request(c: &mut TcpCtrl, hctx_idx: u32) -> Result<TcpRequest> {
-        let q: *mut Queue = c.queues.get_mut(hctx_idx as usize + 1).ok_or(EINVAL)?;
-        Ok(TcpRequest::new(q, &raw mut c.ctrl))
-    }
-    fn request_placed(req: &mut TcpRequest) {
-        req.bind_sqe();
-    }
-    fn init_hctx(c: &mut TcpCtrl, hctx_idx: u32) -> Result<&mut Queue> {
-        c.queues.get_mut(hctx_idx as usize + 1).ok_or(EINVAL)
-    }
-    fn queue_rq(q: &mut Queue, hctx: &HwCtx, rq: Request, req: &mut TcpRequest, last: bool) -> kb::blk_status_t {
-        queue_rq(q, hctx, rq, req, last)
-    }
-    fn commit_rqs(q: &mut Queue) {
-        q.kick();
-    }
-    fn poll(q: &mut Queue) -> c_int {
+    fn poll(q: &Queue) -> c_int {
         q.poll()
     }
     fn complete(rq: Request) {
@@ -865,7 +849,7 @@ unsafe impl MqOperations for IoQueueOps {
     fn timeout(rq: Request, req: &mut TcpRequest) -> kb::blk_eh_timer_return {
         timeout(req, rq)
     }
-    fn map_queues(c: &mut TcpCtrl, set: SetBeingMapped) {
-        set.nvmf_map(c.core(), &mut c.io_queues);
+    fn map_queues(c: &TcpCtrl, set: SetBeingMapped) {
+        set.nvmf_map(c.core(), &c.io_queues);
     }
 }

@@ -2,24 +2,38 @@
 //! One NVMe/TCP queue: its socket, `io_work`, the send path and the
 //! recvmsg receive path.
 //!
-//! `io_work` is the only context that touches a queue's send and receive
-//! state (a work item never runs concurrently with itself); `queue_rq`
-//! hands requests over through a lock-free list, as the C driver does.
+//! Who touches what (the C driver's discipline, spelled out in types):
+//! - `queue_rq`, `commit_rqs`, the AER and the receive side hand requests to
+//!   io_work through a lock-free list ([`LList`]) and kick it;
+//! - io_work alone owns the send side ([`SendSide`]: the FIFO and the request
+//!   being sent); a work item never runs concurrently with itself;
+//! - the receive side ([`RecvSide`]: the machine and the data phase) belongs
+//!   to whoever holds `recv_busy`, io_work or a blk-mq poller
+//!   ([`RecvGuard`]), as `lock_sock()` makes them take turns in C;
+//! - an R2T passes a write from the receive side to the send side through
+//!   the request's slot ([`crate::proto::r2t`]), never by touching the
+//!   send side's FIFO;
+//! - the socket callbacks (softirq) read [`SockCallbacks`] only;
+//! - the set-up fields (socket, digests, sizes) change only in `alloc` and
+//!   `free` (`&mut self`), while the queue is stopped and quiesced.
 
 use crate::ctrl::TcpCtrl;
 use crate::proto::crc;
 use crate::proto::errno;
-use crate::proto::pdu::{self, Digests};
+use crate::proto::pdu::{self, Digests, ProtoError, R2T};
+use crate::proto::r2t::{self, Slot, SlotAction, SlotEvent};
 use crate::proto::recv::{self, Event, QueueIo, RecvError, RecvMachine};
+use crate::stats::QueueStats;
 use crate::sys::bindings as nb;
 use crate::sys::blk_mq::Request;
 use crate::sys::fmt::Shown;
-use crate::stats::QueueStats;
 use crate::sys::iov::{DataPhase, KernelCrc32c, RqData, SkbRange};
+use crate::sys::llist::LList;
 use crate::sys::socket::{SockCallbacks, TcpSocket};
 use crate::sys::workqueue::{Work, WORK_CPU_UNBOUND};
+use core::cell::UnsafeCell;
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU8, Ordering};
 use kernel::{bindings as kb, prelude::*};
 
 /// How many queues (of every controller) have their io_work on each CPU,
@@ -60,16 +74,28 @@ enum RecvSource {
 #[repr(C, align(8))]
 pub(crate) struct CmdPdu(pub(crate) [u8; pdu::CMD_PDU_LEN + pdu::DIGEST_LEN]);
 
+/// An R2T the receive side recorded for the send side; published by the
+/// request's R2T slot moving to `Received` (release/acquire).
+#[derive(Default)]
+pub(crate) struct RecordedR2T {
+    ttag: AtomicU16,
+    offset: AtomicU32,
+    length: AtomicU32,
+}
+
 /// Per-request driver data (the blk-mq PDU, `cmd_size` bytes).
 ///
 /// `nreq` comes first: nvme-core finds it with `nvme_req(rq)`, which is
-/// `blk_mq_rq_to_pdu(rq)`.
+/// `blk_mq_rq_to_pdu(rq)`. `queue_rq` fills it in; then the send side owns
+/// the send fields (capsule, H2C header, `send`, `data_sent`, …) and the
+/// receive side the receive fields (`data_recvd`, `status`) until the
+/// request completes; `r2t_slot` and `r2t` pass R2Ts between them.
 #[repr(C)]
 pub(crate) struct TcpRequest {
     pub(crate) nreq: nb::nvme_request,
     pub(crate) cmd: CmdPdu,
     pub(crate) h2c: [u8; pdu::DATA_PDU_LEN + pdu::DIGEST_LEN],
-    pub(crate) queue: *mut Queue,
+    pub(crate) queue: *const Queue,
     pub(crate) lentry: kb::llist_node,
     pub(crate) next: *mut TcpRequest,
     pub(crate) data_len: u32,
@@ -84,6 +110,10 @@ pub(crate) struct TcpRequest {
     pub(crate) status: u16,
     /// Data flows host to controller: C2HData for it is refused.
     pub(crate) write: bool,
+    /// The R2T hand-off ([`r2t::Slot`] as `u8`).
+    pub(crate) r2t_slot: AtomicU8,
+    /// The R2T being handed off.
+    r2t: RecordedR2T,
     pub(crate) snd_crc: u32,
     pub(crate) ddgst: [u8; pdu::DIGEST_LEN],
     /// The request's data pages: what is sent or received next.
@@ -94,7 +124,7 @@ impl TcpRequest {
     /// A request of `queue` on controller `ctrl`, with nothing in flight.
     /// `nreq.cmd` must still be pointed at the capsule once the value is at
     /// its final address ([`Self::bind_sqe`]).
-    pub(crate) fn new(queue: *mut Queue, ctrl: *mut nb::nvme_ctrl) -> Self {
+    pub(crate) fn new(queue: *const Queue, ctrl: *mut nb::nvme_ctrl) -> Self {
         Self {
             nreq: nb::nvme_request { ctrl, ..Default::default() },
             cmd: CmdPdu([0; pdu::CMD_PDU_LEN + pdu::DIGEST_LEN]),
@@ -113,6 +143,8 @@ impl TcpRequest {
             ttag: 0,
             status: 0,
             write: false,
+            r2t_slot: AtomicU8::new(Slot::Sending as u8),
+            r2t: RecordedR2T::default(),
             snd_crc: 0,
             ddgst: [0; pdu::DIGEST_LEN],
             data: RqData::none(),
@@ -151,6 +183,108 @@ impl TcpRequest {
             self.cmd.0[pdu::CMD_PDU_LEN..].copy_from_slice(&d);
         }
     }
+
+    /// The command id in the capsule (the AER's too, which has no blk-mq
+    /// request to ask).
+    pub(crate) fn command_id(&self) -> u16 {
+        let at = pdu::HDR_LEN + 2;
+        u16::from_le_bytes([self.cmd.0[at], self.cmd.0[at + 1]])
+    }
+
+    /// Moves the R2T slot on `ev`, as [`r2t::transition`] allows.
+    fn r2t_transition(&self, ev: SlotEvent, cid: u16) -> Result<SlotAction, ProtoError> {
+        let mut cur = self.r2t_slot.load(Ordering::Acquire);
+        loop {
+            let (next, action) = r2t::transition(Slot::from_u8(cur), ev, cid)?;
+            match self.r2t_slot.compare_exchange(cur, next as u8, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Ok(action),
+                Err(now) => cur = now,
+            }
+        }
+    }
+}
+
+/// What only io_work touches: the FIFO of requests to send and the one
+/// being sent.
+struct SendSide {
+    head: *mut TcpRequest,
+    tail: *mut TcpRequest,
+    cur: *mut TcpRequest,
+}
+
+impl SendSide {
+    const fn new() -> Self {
+        Self { head: null_mut(), tail: null_mut(), cur: null_mut() }
+    }
+
+    fn push(&mut self, req: *mut TcpRequest) {
+        // SAFETY: `req` is an in-flight request the send side owns.
+        unsafe { (*req).next = null_mut() };
+        if self.tail.is_null() {
+            self.head = req;
+        } else {
+            // SAFETY: `tail` is on the FIFO.
+            unsafe { (*self.tail).next = req };
+        }
+        self.tail = req;
+    }
+
+    fn pop(&mut self) -> *mut TcpRequest {
+        let req = self.head;
+        if !req.is_null() {
+            // SAFETY: `req` is on the FIFO.
+            self.head = unsafe { (*req).next };
+            if self.head.is_null() {
+                self.tail = null_mut();
+            }
+        }
+        req
+    }
+}
+
+/// The receive state other than the machine: the current data phase and
+/// where the bytes come from.
+struct RecvData {
+    /// The request of the current C2HData phase.
+    data_req: *mut TcpRequest,
+    /// The data phase's msghdr: set up once per phase (and per bio).
+    phase: DataPhase,
+    /// Where the running pass reads from; `Socket` outside a push.
+    source: RecvSource,
+    /// A push pass's outcome so far: completions, or why the queue failed.
+    push_result: Result<u32, RecvError>,
+}
+
+/// What whoever holds `recv_busy` touches.
+struct RecvSide {
+    machine: RecvMachine,
+    data: RecvData,
+}
+
+impl RecvSide {
+    fn new(digests: Digests) -> Self {
+        Self {
+            machine: RecvMachine::new(digests),
+            data: RecvData { data_req: null_mut(), phase: DataPhase::new(), source: RecvSource::Socket, push_result: Ok(0) },
+        }
+    }
+}
+
+/// The receive side, held: `recv_busy` is released when this goes.
+///
+/// # Invariants
+///
+/// This value set `queue.recv_busy`, so `side` is the queue's receive side
+/// and nobody else has it.
+struct RecvGuard<'a> {
+    queue: &'a Queue,
+    side: &'a mut RecvSide,
+}
+
+impl Drop for RecvGuard<'_> {
+    fn drop(&mut self) {
+        self.queue.recv_busy.store(false, Ordering::Release);
+    }
 }
 
 /// One queue of a controller.
@@ -160,33 +294,22 @@ impl TcpRequest {
 /// Lives inside `TcpCtrl::queues`, which is allocated once per controller
 /// and never moves, so the raw pointers to it (the socket callbacks', the
 /// requests' `queue`, the work item) stay valid while it is allocated.
+/// `send` is touched only by io_work, `recv` only under `recv_busy`.
 pub(crate) struct Queue {
-    pub(crate) ctrl: *mut TcpCtrl,
+    ctrl: *const TcpCtrl,
     pub(crate) qid: u16,
-    pub(crate) sock: Option<TcpSocket>,
+    sock: Option<TcpSocket>,
     sk_ctx: SockCallbacks,
     io_work: Work,
-    pub(crate) req_list: kb::llist_head,
-    /// FIFO of requests to send, owned by io_work.
-    send_head: *mut TcpRequest,
-    send_tail: *mut TcpRequest,
-    /// The request being sent, owned by io_work.
-    cur: *mut TcpRequest,
-    machine: RecvMachine,
-    /// The request of the current C2HData phase, owned by io_work.
-    data_req: *mut TcpRequest,
-    /// The data phase's msghdr: set up once per phase (and per bio).
-    phase: DataPhase,
+    req_list: LList,
+    send: UnsafeCell<SendSide>,
+    recv: UnsafeCell<RecvSide>,
     pub(crate) digests: Digests,
-    pub(crate) maxh2cdata: u32,
+    maxh2cdata: u32,
     pub(crate) cmnd_capsule_len: u32,
     pub(crate) live: AtomicBool,
     /// `sk_ctx.io_cpu` was picked by `set_io_cpu` and counts in `CPU_QUEUES`.
-    io_cpu_set: bool,
-    /// Where the running pass reads from; `Socket` outside a poll.
-    source: RecvSource,
-    /// A push pass's outcome so far: completions, or why the queue failed.
-    push_result: Result<u32, RecvError>,
+    io_cpu_set: AtomicBool,
     /// io_work receives with `read_sock()` (push) instead of
     /// `sock_recvmsg()` (module parameter `read_sock`, for the A/B).
     work_pushes: bool,
@@ -194,32 +317,35 @@ pub(crate) struct Queue {
     recv_busy: AtomicBool,
     /// Receive counters (debugfs `rnvme_tcp/queues`).
     pub(crate) stats: QueueStats,
-    pub(crate) allocated: bool,
+    allocated: bool,
 }
+
+// SAFETY: shared between blk-mq, io_work, pollers and the socket callbacks
+// on any CPU: `send` only by io_work, `recv` only under `recv_busy`, the
+// rest is atomics, work/llist/socket-callback wrappers that are `Sync`, or
+// set-up fields changed only through `&mut` (type invariant).
+unsafe impl Sync for Queue {}
+// SAFETY: as above; nothing in it is bound to a thread.
+unsafe impl Send for Queue {}
 
 impl Queue {
     /// A queue not yet connected.
-    pub(crate) fn new(ctrl: *mut TcpCtrl, qid: u16) -> Self {
+    pub(crate) fn new(ctrl: *const TcpCtrl, qid: u16) -> Self {
+        let digests = Digests { header: false, data: false };
         Self {
             ctrl,
             qid,
             sock: None,
             sk_ctx: SockCallbacks::new(),
             io_work: Work::new(),
-            req_list: Default::default(),
-            send_head: null_mut(),
-            send_tail: null_mut(),
-            cur: null_mut(),
-            machine: RecvMachine::new(Digests { header: false, data: false }),
-            data_req: null_mut(),
-            phase: DataPhase::new(),
-            digests: Digests::default(),
+            req_list: LList::new(),
+            send: UnsafeCell::new(SendSide::new()),
+            recv: UnsafeCell::new(RecvSide::new(digests)),
+            digests,
             maxh2cdata: 0,
             cmnd_capsule_len: 0,
             live: AtomicBool::new(false),
-            io_cpu_set: false,
-            source: RecvSource::Socket,
-            push_result: Ok(0),
+            io_cpu_set: AtomicBool::new(false),
             work_pushes: false,
             recv_busy: AtomicBool::new(false),
             stats: QueueStats::default(),
@@ -243,30 +369,27 @@ impl Queue {
         self.sock = Some(sock);
         self.digests = icresp.digests;
         self.maxh2cdata = icresp.maxh2cdata;
-        self.machine.reset(icresp.digests);
-        self.data_req = null_mut();
-        self.cur = null_mut();
-        self.send_head = null_mut();
-        self.send_tail = null_mut();
-        // SAFETY: `req_list` and `io_work` are ours and not in use yet (a
-        // queue is stopped before it is allocated again), and the queue
-        // never moves (type invariant).
-        unsafe {
-            nb::rnvme_init_llist_head((&raw mut self.req_list).cast());
-            self.io_work.init(io_work_fn);
-        }
+        *self.send.get_mut() = SendSide::new();
+        *self.recv.get_mut() = RecvSide::new(icresp.digests);
+        // Requests left from a failed connection were cancelled by
+        // nvme-core: forget them.
+        for _ in self.req_list.take_all() {}
+        // SAFETY: `io_work` is not in use (a queue is stopped before it is
+        // allocated again), and the queue never moves (type invariant).
+        unsafe { self.io_work.init(io_work_fn) };
         self.allocated = true;
     }
 
     /// Starts receiving: hooks the socket callbacks up to io_work.
     pub(crate) fn start_io(&mut self) {
-        let me: *mut Queue = self;
+        let me: *const Queue = self;
         let work = self.io_work.as_raw();
         if let Some(s) = &self.sock {
-            // SAFETY: `io_work` was initialised in `alloc`; the queue (and
-            // its `sk_ctx`) neither moves nor goes away before `stop`
-            // restores the callbacks (type invariant).
-            unsafe { self.sk_ctx.install(s, work, WORK_CPU_UNBOUND, me.cast(), sk_error_fn) };
+            // SAFETY: not installed (`stop` restored any earlier one);
+            // `io_work` was initialised in `alloc`; the queue neither moves
+            // nor goes away before `stop` restores the callbacks (type
+            // invariant).
+            unsafe { self.sk_ctx.install(s, work, WORK_CPU_UNBOUND, me.cast_mut().cast(), sk_error_fn) };
         }
     }
 
@@ -291,17 +414,17 @@ impl Queue {
         if let Some((i, _)) = best {
             CPU_QUEUES[i].fetch_add(1, Ordering::Relaxed);
             self.sk_ctx.set_io_cpu(i as c_int);
-            self.io_cpu_set = true;
+            self.io_cpu_set.store(true, Ordering::Release);
         }
     }
 
     /// The CPU io_work runs on, `None` when unbound (the queuing CPU).
     pub(crate) fn io_cpu(&self) -> Option<u32> {
-        if self.io_cpu_set { u32::try_from(self.sk_ctx.io_cpu()).ok() } else { None }
+        if self.io_cpu_set.load(Ordering::Acquire) { u32::try_from(self.sk_ctx.io_cpu()).ok() } else { None }
     }
 
-    fn put_io_cpu(&mut self) {
-        if core::mem::replace(&mut self.io_cpu_set, false) {
+    fn put_io_cpu(&self) {
+        if self.io_cpu_set.swap(false, Ordering::AcqRel) {
             if let Some(n) = usize::try_from(self.sk_ctx.io_cpu()).ok().and_then(|i| CPU_QUEUES.get(i)) {
                 n.fetch_sub(1, Ordering::Relaxed);
             }
@@ -309,8 +432,9 @@ impl Queue {
     }
 
     /// Stops the queue (C: `__nvme_tcp_stop_queue`): no more receives,
-    /// callbacks restored, socket shut down, io_work finished.
-    pub(crate) fn stop(&mut self) {
+    /// callbacks restored, socket shut down, io_work finished. Any context
+    /// that may sleep (teardown, the timeout handler).
+    pub(crate) fn stop(&self) {
         if !self.allocated {
             return;
         }
@@ -340,64 +464,71 @@ impl Queue {
         self.allocated = false;
     }
 
-    /// Hands a request to io_work (from queue_rq). io_work is kicked for
-    /// the `last` request of a batch only; blk-mq calls `commit_rqs` (which
-    /// kicks it) when a batch ends without one.
-    pub(crate) fn queue_request(&mut self, req: &mut TcpRequest, last: bool) {
-        // SAFETY: `lentry` is the request's own node and `req_list` was
-        // initialised in `alloc`; llist_add is safe against concurrent adds.
-        unsafe { nb::rnvme_llist_add((&raw mut req.lentry).cast(), (&raw mut self.req_list).cast()) };
+    /// Hands a request to io_work (from queue_rq, the AER, or an R2T).
+    /// io_work is kicked for the `last` request of a batch only; blk-mq
+    /// calls `commit_rqs` (which kicks it) when a batch ends without one.
+    pub(crate) fn queue_request(&self, req: &mut TcpRequest, last: bool) {
+        // SAFETY: the request is in flight and on no list (a new command,
+        // or one the send side is done with: R2T slot `Waiting`), and stays
+        // valid until it completes, after io_work took it off.
+        unsafe { self.req_list.add(&raw mut req.lentry) };
         if last {
             self.kick();
         }
     }
 
     /// Schedules io_work on the queue's CPU.
-    pub(crate) fn kick(&mut self) {
+    pub(crate) fn kick(&self) {
         self.io_work.queue_on(self.sk_ctx.io_cpu());
     }
 
-    /// Moves newly queued requests onto io_work's FIFO.
-    fn take_new_requests(&mut self) {
-        // SAFETY: `req_list` is initialised; taking all is safe against adds.
-        let mut node = unsafe { nb::rnvme_llist_del_all((&raw mut self.req_list).cast()) };
-        if node.is_null() {
-            return;
+    /// The send side.
+    ///
+    /// # Safety
+    ///
+    /// Only io_work calls this, once per run (type invariant).
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn send_side(&self) -> &mut SendSide {
+        // SAFETY: io_work is the only user and never runs twice at once.
+        unsafe { &mut *self.send.get() }
+    }
+
+    /// The receive side, unless another context is receiving.
+    fn try_recv(&self) -> Option<RecvGuard<'_>> {
+        if self.recv_busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            return None;
         }
-        // SAFETY: the nodes came off our list, now owned by us.
-        node = unsafe { kb::llist_reverse_order(node.cast()) }.cast();
-        while !node.is_null() {
+        // SAFETY: we just set `recv_busy`: nobody else touches `recv` until
+        // the guard clears it.
+        let side = unsafe { &mut *self.recv.get() };
+        // INVARIANT: `recv_busy` is ours.
+        Some(RecvGuard { queue: self, side })
+    }
+
+    /// Moves newly queued requests onto the send side's FIFO; a request an
+    /// R2T handed back gets its H2CData set up here.
+    fn take_new_requests(&self, s: &mut SendSide) -> Result<(), c_int> {
+        for node in self.req_list.take_all() {
             let off = core::mem::offset_of!(TcpRequest, lentry);
-            // SAFETY: every node on `req_list` is the `lentry` of a request.
-            let req = unsafe { node.cast::<u8>().sub(off).cast::<TcpRequest>() };
-            // SAFETY: as above; `next` is read before we relink.
-            node = unsafe { (*node).next }.cast();
-            self.push_send(req);
-        }
-    }
-
-    fn push_send(&mut self, req: *mut TcpRequest) {
-        // SAFETY: `req` is an in-flight request owned by this queue's io_work.
-        unsafe { (*req).next = null_mut() };
-        if self.send_tail.is_null() {
-            self.send_head = req;
-        } else {
-            // SAFETY: `send_tail` is on our FIFO.
-            unsafe { (*self.send_tail).next = req };
-        }
-        self.send_tail = req;
-    }
-
-    fn pop_send(&mut self) -> *mut TcpRequest {
-        let req = self.send_head;
-        if !req.is_null() {
-            // SAFETY: `req` is on our FIFO.
-            self.send_head = unsafe { (*req).next };
-            if self.send_head.is_null() {
-                self.send_tail = null_mut();
+            // SAFETY: every node on `req_list` is the `lentry` of an
+            // in-flight request, now the send side's.
+            let req = unsafe { &mut *node.cast::<u8>().sub(off).cast::<TcpRequest>() };
+            if let SlotAction::SendH2C = self.slot_event(req, SlotEvent::Taken)? {
+                self.start_r2t(req)?;
             }
+            s.push(req);
         }
-        req
+        Ok(())
+    }
+
+    /// Moves a request's R2T slot; a refusal (a misbehaving target) is
+    /// logged with the queue and the command.
+    fn slot_event(&self, req: &mut TcpRequest, ev: SlotEvent) -> Result<SlotAction, c_int> {
+        let cid = req.command_id();
+        req.r2t_transition(ev, cid).map_err(|e| {
+            dev_err!(self.dev(), "queue {}: {}\n", self.qid, Shown(e));
+            -e.errno()
+        })
     }
 
     fn sock(&self) -> Result<&TcpSocket, c_int> {
@@ -418,13 +549,34 @@ impl Queue {
         req.data.send(sock, len, more, crc)
     }
 
+    /// Takes the R2T the receive side recorded: checks it against what was
+    /// sent (as `nvme_tcp_handle_r2t()`), then sets up its first H2CData.
+    fn start_r2t(&self, req: &mut TcpRequest) -> Result<(), c_int> {
+        let r = R2T {
+            command_id: req.command_id(),
+            ttag: req.r2t.ttag.load(Ordering::Relaxed),
+            offset: req.r2t.offset.load(Ordering::Relaxed),
+            length: req.r2t.length.load(Ordering::Relaxed),
+        };
+        let total = if req.write { req.data_len } else { 0 };
+        if let Err(e) = pdu::check_r2t(&r, req.data_sent, total) {
+            dev_err!(self.dev(), "queue {}: {}\n", self.qid, Shown(e));
+            return Err(-e.errno());
+        }
+        req.ttag = r.ttag;
+        req.h2c_offset = r.offset;
+        req.r2t_left = r.length;
+        self.setup_h2c(req);
+        Ok(())
+    }
+
     /// Prepares the next H2CData PDU of the current R2T.
-    fn setup_h2c(&mut self, req: &mut TcpRequest) {
+    fn setup_h2c(&self, req: &mut TcpRequest) {
         let len = req.r2t_left.min(self.maxh2cdata);
         req.r2t_left -= len;
         req.h2c_left = len;
         let last = req.r2t_left == 0;
-        let cid = req.rq().cid();
+        let cid = req.command_id();
         let h = pdu::encode_h2c_data(self.digests, cid, req.ttag, req.h2c_offset, len, last);
         req.h2c[..pdu::DATA_PDU_LEN].copy_from_slice(&h);
         if self.digests.header {
@@ -435,38 +587,53 @@ impl Queue {
     }
 
     /// After a PDU's payload: its data digest, or what comes next.
-    fn payload_done(&mut self, req: &mut TcpRequest) {
+    fn payload_done(&self, s: &mut SendSide, req: &mut TcpRequest) -> Result<(), c_int> {
         if self.digests.data {
             req.ddgst = crc::finish(req.snd_crc);
             req.send = SendState::DataDigest { off: 0 };
+            Ok(())
         } else {
-            self.pdu_done(req);
+            self.pdu_done(s, req)
         }
     }
 
-    /// After a whole PDU: the next H2CData of the R2T, or the request is sent.
-    fn pdu_done(&mut self, req: &mut TcpRequest) {
+    /// After a whole PDU: the next H2CData of the R2T, or the request is
+    /// sent for now.
+    fn pdu_done(&self, s: &mut SendSide, req: &mut TcpRequest) -> Result<(), c_int> {
         if req.r2t_left > 0 {
             self.setup_h2c(req);
+            Ok(())
         } else {
-            self.cur = null_mut();
+            self.request_sent(s, req)
         }
+    }
+
+    /// The send side is done with `req` until an R2T asks for more of its
+    /// data (or for good). An R2T that came early is served at once.
+    fn request_sent(&self, s: &mut SendSide, req: &mut TcpRequest) -> Result<(), c_int> {
+        s.cur = null_mut();
+        let more_due = req.write && req.data_sent < req.data_len;
+        if let SlotAction::SendH2C = self.slot_event(req, SlotEvent::SendDone { more_due })? {
+            self.start_r2t(req)?;
+            s.cur = req;
+        }
+        Ok(())
     }
 
     /// Sends what it can of the current request. `Ok(true)` when progress
     /// was made, `Ok(false)` when there is nothing to send or the socket is
     /// full.
-    fn try_send(&mut self) -> Result<bool, c_int> {
-        if self.cur.is_null() {
-            self.take_new_requests();
-            self.cur = self.pop_send();
-            if self.cur.is_null() {
+    fn try_send(&self, s: &mut SendSide) -> Result<bool, c_int> {
+        if s.cur.is_null() {
+            self.take_new_requests(s)?;
+            s.cur = s.pop();
+            if s.cur.is_null() {
                 return Ok(false);
             }
         }
-        // SAFETY: `cur` is an in-flight request owned by io_work.
-        let req = unsafe { &mut *self.cur };
-        let more = !self.send_head.is_null();
+        // SAFETY: `cur` is an in-flight request the send side owns.
+        let req = unsafe { &mut *s.cur };
+        let more = !s.head.is_null();
         let n = match req.send {
             SendState::Cmd { off } => {
                 let total = pdu::CMD_PDU_LEN + self.digests.hdgst_len();
@@ -477,7 +644,7 @@ impl Queue {
                         req.snd_crc = crc::SEED;
                         req.send = SendState::InlineData;
                     } else {
-                        self.cur = null_mut();
+                        self.request_sent(s, req)?;
                     }
                 } else {
                     req.send = SendState::Cmd { off: off + n };
@@ -489,7 +656,7 @@ impl Queue {
                 let n = self.send_data(req, left, more || self.digests.data)?;
                 req.data_sent += n as u32;
                 if req.data_sent == req.inline_len {
-                    self.payload_done(req);
+                    self.payload_done(s, req)?;
                 }
                 n
             }
@@ -510,7 +677,7 @@ impl Queue {
                 req.data_sent += n as u32;
                 req.h2c_offset += n as u32;
                 if req.h2c_left == 0 {
-                    self.payload_done(req);
+                    self.payload_done(s, req)?;
                 }
                 n
             }
@@ -518,7 +685,7 @@ impl Queue {
                 let d = req.ddgst;
                 let n = self.send_buf(&d[off..], more || req.r2t_left > 0)?;
                 if off + n == pdu::DIGEST_LEN {
-                    self.pdu_done(req);
+                    self.pdu_done(s, req)?;
                 } else {
                     req.send = SendState::DataDigest { off: off + n };
                 }
@@ -543,63 +710,44 @@ impl Queue {
         -(errno::EPROTO)
     }
 
-    /// One pull receive pass (io_work) if no other context is in one:
-    /// io_work and a poller exclude each other here, as lock_sock() makes
-    /// them do in C. `None` when the poller holds it.
-    pub(crate) fn try_recv_pass(&mut self) -> Option<Result<recv::PassEnd, RecvError>> {
-        if self.recv_busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            return None;
-        }
-        let r = if self.work_pushes {
+    /// One receive pass from io_work, if no poller is in one: io_work and
+    /// pollers take turns here, as lock_sock() makes them do in C. `None`
+    /// when a poller holds it.
+    fn try_recv_pass(&self) -> Option<Result<recv::PassEnd, RecvError>> {
+        let g = self.try_recv()?;
+        Some(if self.work_pushes {
             // read_sock() takes everything queued: the pass always drains.
-            self.push_pass(true).map(|completions| recv::PassEnd { completions, drained: true })
+            self.push_pass(g, true).map(|completions| recv::PassEnd { completions, drained: true })
         } else {
-            self.run_pass()
-        };
-        self.recv_busy.store(false, Ordering::Release);
-        Some(r)
+            run_pass(self, &mut *g.side)
+        })
     }
 
     /// Runs the receive machine over what the socket holds, pushed by
     /// `read_sock()`: under `lock_sock()` from a task that may sleep
     /// (io_work), else under the socket spinlock, skipped when a task owns
-    /// the socket (pollers). The caller holds `recv_busy`. Returns the
-    /// commands completed.
-    fn push_pass(&mut self, may_sleep: bool) -> Result<u32, RecvError> {
-        let Ok(raw) = self.sock().map(|s| s.as_raw()) else {
+    /// the socket (pollers). Returns the commands completed.
+    fn push_pass(&self, g: RecvGuard<'_>, may_sleep: bool) -> Result<u32, RecvError> {
+        let Ok(sock) = self.sock() else {
             return Ok(0);
         };
-        let me: *mut Queue = self;
-        self.push_result = Ok(0);
+        g.side.data.push_result = Ok(0);
+        let mut ctx = PushCtx { queue: self, side: &mut *g.side };
+        let ctx_ptr: *mut PushCtx<'_> = &mut ctx;
         // read_sock's byte count is not needed: the machine keeps its own
         // place. -EBUSY (a task owns the socket: pollers only) means that
         // task receives.
-        // SAFETY: the socket is connected; `me` is this queue, which
-        // outlives the call; `push_actor` only runs inside it.
-        let r = unsafe {
-            if may_sleep {
-                nb::rnvme_sock_read_locked(raw.cast(), me.cast(), Some(push_actor))
-            } else {
-                nb::rnvme_sock_read_push(raw.cast(), me.cast(), Some(push_actor))
-            }
-        };
-        let done = core::mem::replace(&mut self.push_result, Ok(0))?;
+        // SAFETY: `ctx_ptr` points to `ctx`, alive for the call;
+        // `push_actor` only runs inside it, with this type of context.
+        let r = unsafe { sock.read_sock(may_sleep, ctx_ptr.cast(), push_actor) };
+        let done = core::mem::replace(&mut ctx.side.data.push_result, Ok(0))?;
         // From io_work, a drained socket's FIN or error ends the connection
         // as recvmsg's 0 or -errno would; pollers leave that to io_work.
         match r {
             _ if !may_sleep || r >= 0 => Ok(done),
-            r if r == -(errno::ESHUTDOWN) => Err(RecvError::Proto(pdu::ProtoError::ConnectionClosed)),
+            r if r == -(errno::ESHUTDOWN) => Err(RecvError::Proto(ProtoError::ConnectionClosed)),
             r => Err(RecvError::Socket(-r)),
         }
-    }
-
-    /// Runs the receive machine over `self.source`. The caller holds
-    /// `recv_busy`.
-    fn run_pass(&mut self) -> Result<recv::PassEnd, RecvError> {
-        let mut machine = core::mem::replace(&mut self.machine, RecvMachine::new(self.digests));
-        let r = recv::recv_pass(&mut machine, self);
-        self.machine = machine;
-        r
     }
 
     /// The blk-mq poll of a poll queue (C: `nvme_tcp_poll`): what the
@@ -611,41 +759,38 @@ impl Queue {
     /// Returns the commands completed, 0 when io_work is receiving (it
     /// completes them) or the queue is not live, or a negative errno when
     /// the connection failed (error recovery has been started).
-    pub(crate) fn poll(&mut self) -> c_int {
-        if self.recv_busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+    pub(crate) fn poll(&self) -> c_int {
+        let Some(g) = self.try_recv() else {
             return 0;
-        }
-        let mut ret = 0;
+        };
         // `stop` clears `live` before waiting for `recv_busy`: a live
         // queue here keeps its socket until we let go.
-        let rd = self.sk_ctx.rd_enabled();
-        if self.live.load(Ordering::Acquire) && rd {
-            // While we poll, data_ready does not kick io_work for bytes we
-            // are about to take (C: NVME_TCP_Q_POLLING).
-            self.sk_ctx.set_polling(true);
-            let r = self.push_pass(false);
-            self.sk_ctx.set_polling(false);
-            QueueStats::add(&self.stats.polls, 1);
-            ret = match r {
-                Ok(done) => {
-                    QueueStats::add(&self.stats.poll_completions, u64::from(done));
-                    done.min(c_int::MAX as u32) as c_int
-                }
-                Err(e) => {
-                    // Never sleep here: no cancelling of set-up commands
-                    // (the timeout handler fails those).
-                    self.recv_failed_atomic(e);
-                    -e.errno()
-                }
-            };
+        if !self.live.load(Ordering::Acquire) || !self.sk_ctx.rd_enabled() {
+            return 0;
         }
-        self.recv_busy.store(false, Ordering::Release);
-        ret
+        // While we poll, data_ready does not kick io_work for bytes we are
+        // about to take (C: NVME_TCP_Q_POLLING).
+        self.sk_ctx.set_polling(true);
+        let r = self.push_pass(g, false);
+        self.sk_ctx.set_polling(false);
+        QueueStats::add(&self.stats.polls, 1);
+        match r {
+            Ok(done) => {
+                QueueStats::add(&self.stats.poll_completions, u64::from(done));
+                done.min(c_int::MAX as u32) as c_int
+            }
+            Err(e) => {
+                // Never sleep here: no cancelling of set-up commands (the
+                // timeout handler fails those).
+                self.recv_failed_atomic(e);
+                -e.errno()
+            }
+        }
     }
 
     /// Logs why the queue stopped and starts error recovery. The queue is
-    /// dead from here: nothing more is sent or received on it.
-    pub(crate) fn recv_failed(&mut self, e: RecvError) {
+    /// dead from here: nothing more is received on it.
+    fn recv_failed(&self, e: RecvError) {
         self.recv_failed_atomic(e);
         // While connecting there is no recovery to run: fail the queue's
         // commands now (the Fabrics Connect) rather than after a timeout.
@@ -653,20 +798,35 @@ impl Queue {
     }
 
     /// The part of [`Self::recv_failed`] that never sleeps (for pollers).
-    fn recv_failed_atomic(&mut self, e: RecvError) {
+    /// The receive side is left as it is: nothing reads it again before
+    /// `alloc` starts it over.
+    fn recv_failed_atomic(&self, e: RecvError) {
         dev_err!(self.dev(), "queue {}: receive failed: {} (-{})\n", self.qid, Shown(e), e.errno());
         self.sk_ctx.set_rd_enabled(false);
         self.live.store(false, Ordering::SeqCst);
-        self.cur = null_mut();
-        self.send_head = null_mut();
-        self.send_tail = null_mut();
-        self.data_req = null_mut();
-        self.phase.end();
         self.ctrl().error_recovery();
     }
 }
 
-impl QueueIo for Queue {
+/// Runs the receive machine of `q` over its current source.
+fn run_pass(q: &Queue, side: &mut RecvSide) -> Result<recv::PassEnd, RecvError> {
+    let RecvSide { machine, data } = side;
+    recv::recv_pass(machine, &mut RecvCtx { queue: q, data })
+}
+
+/// A push pass's context, for [`push_actor`].
+struct PushCtx<'a> {
+    queue: &'a Queue,
+    side: &'a mut RecvSide,
+}
+
+/// The queue as the receive machine sees it during a pass.
+struct RecvCtx<'a> {
+    queue: &'a Queue,
+    data: &'a mut RecvData,
+}
+
+impl QueueIo for RecvCtx<'_> {
     type Crc = KernelCrc32c;
 
     fn crc(&self) -> &KernelCrc32c {
@@ -674,31 +834,33 @@ impl QueueIo for Queue {
     }
 
     fn recv_buf(&mut self, buf: &mut [u8]) -> Result<usize, i32> {
-        let r = match &mut self.source {
-            RecvSource::Socket => self.sock()?.recv(buf, kb::MSG_DONTWAIT as c_int),
+        let r = match &mut self.data.source {
+            RecvSource::Socket => self.queue.sock()?.recv(buf, kb::MSG_DONTWAIT as c_int),
             RecvSource::Skb(src) => src.copy_to(buf),
         };
         r.map_err(|e| -e)
     }
 
     fn recv_data(&mut self, len: usize, crc: Option<&mut u32>) -> Result<usize, i32> {
-        let req_ptr = self.data_req;
-        if req_ptr.is_null() {
+        let q = self.queue;
+        let d = &mut *self.data;
+        if d.data_req.is_null() {
             return Err(errno::EINVAL);
         }
-        // SAFETY: set by DataBegin to an in-flight request of this queue.
-        let req = unsafe { &mut *req_ptr };
-        if self.phase.ensure_room(&mut req.data).is_err() {
+        // SAFETY: set by DataBegin to an in-flight read of this queue,
+        // whose receive fields are the receive side's.
+        let req = unsafe { &mut *d.data_req };
+        if d.phase.ensure_room(&mut req.data).is_err() {
             let cid = req.rq().cid();
-            dev_err!(self.dev(), "queue {}: no space in request {:#x}\n", self.qid, cid);
+            dev_err!(q.dev(), "queue {}: no space in request {:#x}\n", q.qid, cid);
             return Err(errno::EIO);
         }
-        let r = match &mut self.source {
+        let r = match &mut d.source {
             RecvSource::Socket => {
-                let Some(sock) = self.sock.as_ref() else { return Err(errno::ENOTCONN) };
-                self.phase.recv(&mut req.data, sock, len, crc)
+                let sock = q.sock().map_err(|e| -e)?;
+                d.phase.recv(&mut req.data, sock, len, crc)
             }
-            RecvSource::Skb(src) => self.phase.copy_from(&mut req.data, src, len, crc),
+            RecvSource::Skb(src) => d.phase.copy_from(&mut req.data, src, len, crc),
         };
         let n = r.map_err(|e| -e)?;
         req.data_recvd += n as u32;
@@ -706,49 +868,50 @@ impl QueueIo for Queue {
     }
 
     fn event(&mut self, ev: Event) -> Result<bool, i32> {
+        let q = self.queue;
         match ev {
             Event::Response(cqe) => {
                 // The AER lives outside blk-mq, past the admin tag space;
                 // only an outstanding one may complete.
-                if self.qid == 0
+                if q.qid == 0
                     && cqe.command_id == nb::NVME_AQ_BLK_MQ_DEPTH as u16
-                    && crate::ctrl::complete_async_event(self.ctrl(), cqe.status, cqe.result)
+                    && crate::ctrl::complete_async_event(q.ctrl(), cqe.status, cqe.result)
                 {
                     return Ok(true);
                 }
-                let Some(req) = self.find_request(cqe.command_id) else {
-                    return Err(-self.bad_cid("response", cqe.command_id));
+                let Some(req) = q.find_request(cqe.command_id) else {
+                    return Err(-q.bad_cid("response", cqe.command_id));
                 };
                 let status = if req.status == 0 { cqe.status } else { req.status };
                 req.rq().end(status, cqe.result);
                 Ok(true)
             }
             Event::DataBegin(d) => {
-                let Some(req) = self.find_request(d.command_id) else {
-                    return Err(-self.bad_cid("c2h data", d.command_id));
+                let Some(req) = q.find_request(d.command_id) else {
+                    return Err(-q.bad_cid("c2h data", d.command_id));
                 };
                 // Only a read may receive data: a write's pages are the
                 // data to send, never a destination.
                 let expected = if req.write { 0 } else { req.data_len };
                 if let Err(e) = pdu::check_c2h_range(&d, req.data_recvd, expected) {
-                    dev_err!(self.dev(), "queue {}: {}\n", self.qid, Shown(e));
+                    dev_err!(q.dev(), "queue {}: {}\n", q.qid, Shown(e));
                     return Err(e.errno());
                 }
                 // The data phase's msghdr, set up once.
-                self.phase.begin(&req.data).map_err(|e| -e)?;
-                self.data_req = req;
+                self.data.phase.begin(&req.data).map_err(|e| -e)?;
+                self.data.data_req = req;
                 Ok(false)
             }
             Event::DataEnd { pdu: d, digest_ok } => {
-                let req_ptr = core::mem::replace(&mut self.data_req, null_mut());
-                self.phase.end();
+                let req_ptr = core::mem::replace(&mut self.data.data_req, null_mut());
+                self.data.phase.end();
                 if req_ptr.is_null() {
                     return Err(errno::EINVAL);
                 }
                 // SAFETY: the data phase's request, still in flight.
                 let req = unsafe { &mut *req_ptr };
                 if !digest_ok {
-                    dev_err!(self.dev(), "queue {}: data digest error, cid {:#x}\n", self.qid, d.command_id);
+                    dev_err!(q.dev(), "queue {}: data digest error, cid {:#x}\n", q.qid, d.command_id);
                     req.status = (nb::NVME_SC_DATA_XFER_ERROR as u16) << 1;
                 }
                 if d.success {
@@ -759,20 +922,20 @@ impl QueueIo for Queue {
                 Ok(false)
             }
             Event::R2T(r) => {
-                let Some(req) = self.find_request(r.command_id) else {
-                    return Err(-self.bad_cid("r2t", r.command_id));
+                let Some(req) = q.find_request(r.command_id) else {
+                    return Err(-q.bad_cid("r2t", r.command_id));
                 };
-                let expected = if req.write { req.data_len } else { 0 };
-                if let Err(e) = pdu::check_r2t(&r, req.data_sent, expected) {
-                    dev_err!(self.dev(), "queue {}: {}\n", self.qid, Shown(e));
-                    return Err(e.errno());
+                // Record it for the send side, then hand over: the send
+                // side checks it against what it sent and builds the
+                // H2CData PDUs (it alone touches the send fields).
+                req.r2t.ttag.store(r.ttag, Ordering::Relaxed);
+                req.r2t.offset.store(r.offset, Ordering::Relaxed);
+                req.r2t.length.store(r.length, Ordering::Relaxed);
+                match q.slot_event(req, SlotEvent::R2TArrived) {
+                    Ok(SlotAction::QueueForSend) => q.queue_request(req, true),
+                    Ok(_) => {}
+                    Err(e) => return Err(-e),
                 }
-                req.ttag = r.ttag;
-                req.h2c_offset = r.offset;
-                req.r2t_left = r.length;
-                self.setup_h2c(req);
-                let p: *mut TcpRequest = req;
-                self.push_send(p);
                 Ok(false)
             }
         }
@@ -787,13 +950,16 @@ impl QueueIo for Queue {
 /// until neither makes progress or the 1 ms budget is used; then requeue.
 unsafe extern "C" fn io_work_fn(work: *mut kb::work_struct) {
     let off = core::mem::offset_of!(Queue, io_work);
-    // SAFETY: `work` is the `io_work` of a live queue (type invariant).
-    let q = unsafe { &mut *work.cast::<u8>().sub(off).cast::<Queue>() };
+    // SAFETY: `work` is the `io_work` of a live queue (type invariant;
+    // `Work` starts with its `work_struct`).
+    let q = unsafe { &*work.cast::<u8>().sub(off).cast::<Queue>() };
+    // SAFETY: this is io_work, which never runs twice at once.
+    let s = unsafe { q.send_side() };
     // SAFETY: plain reads of a kernel clock.
     let deadline = unsafe { kb::ktime_get() } + IO_WORK_BUDGET_NS;
     loop {
         let mut pending = false;
-        match q.try_send() {
+        match q.try_send(s) {
             Ok(p) => pending |= p,
             Err(e) if e == -(errno::EAGAIN) => {}
             Err(e) => {
@@ -817,10 +983,10 @@ unsafe extern "C" fn io_work_fn(work: *mut kb::work_struct) {
                 None => pending = true,
             }
         }
-        if !q.cur.is_null() || !q.send_head.is_null() {
+        if !s.cur.is_null() || !s.head.is_null() {
             // Requests wait: go on if the socket has room again.
-            if let Ok(s) = q.sock() {
-                pending |= SockCallbacks::writeable(s);
+            if let Ok(sock) = q.sock() {
+                pending |= SockCallbacks::writeable(sock);
             }
         }
         if !pending {
@@ -834,34 +1000,36 @@ unsafe extern "C" fn io_work_fn(work: *mut kb::work_struct) {
     q.io_work.queue_on(q.sk_ctx.io_cpu());
 }
 
-/// `read_sock()`'s actor for [`Queue::push_pass`]: runs the receive machine over
-/// `len` bytes of `skb` from `off` and returns how many it used (all of
-/// them unless the queue failed; the failure is in `push_result`).
+/// `read_sock()`'s actor for [`Queue::push_pass`]: runs the receive machine
+/// over `len` bytes of `skb` from `off` and returns how many it used (all
+/// of them unless the queue failed; the failure is in `push_result`).
 unsafe extern "C" fn push_actor(ctx: *mut c_void, skb: *mut kb::sk_buff, off: c_uint, len: usize) -> c_int {
-    // SAFETY: `ctx` is the queue whose `poll` is running `read_sock` and
-    // holds its `recv_busy`, so nothing else touches its receive state.
-    let q = unsafe { &mut *ctx.cast::<Queue>() };
-    if q.push_result.is_err() {
+    // SAFETY: `ctx` is the `PushCtx` of the `push_pass` running `read_sock`,
+    // which holds the queue's receive side.
+    let ctx = unsafe { &mut *ctx.cast::<PushCtx<'_>>() };
+    let d = &mut ctx.side.data;
+    if d.push_result.is_err() {
         return -(errno::EPROTO);
     }
     // SAFETY: read_sock() holds `skb`, which has `len` bytes from `off`,
     // until we return; the range is dropped (source reset) before that.
     let range = unsafe { SkbRange::new(skb, off, len) };
     let len = range.left();
-    q.source = RecvSource::Skb(range);
-    let r = q.run_pass();
-    let left = match q.source {
+    d.source = RecvSource::Skb(range);
+    let r = run_pass(ctx.queue, ctx.side);
+    let d = &mut ctx.side.data;
+    let left = match d.source {
         RecvSource::Skb(range) => range.left(),
         RecvSource::Socket => 0,
     };
-    q.source = RecvSource::Socket;
+    d.source = RecvSource::Socket;
     match r {
         Ok(end) => {
-            if let Ok(n) = &mut q.push_result {
+            if let Ok(n) = &mut d.push_result {
                 *n += end.completions;
             }
         }
-        Err(e) => q.push_result = Err(e),
+        Err(e) => d.push_result = Err(e),
     }
     // left <= len <= c_int::MAX
     (len - left) as c_int
@@ -871,12 +1039,12 @@ unsafe extern "C" fn push_actor(ctx: *mut c_void, skb: *mut kb::sk_buff, off: c_
 /// or, while the queue is still connecting, let io_work see the error now
 /// (its receive fails and the set-up command is failed at once).
 unsafe extern "C" fn sk_error_fn(queue: *mut c_void) {
-    // SAFETY: `queue` is the `sk_ctx.queue` set in `start_io`, valid until
-    // `stop` restores the callbacks under sk_callback_lock.
-    let q = unsafe { &mut *queue.cast::<Queue>() };
+    // SAFETY: `queue` is the queue `start_io` installed, valid until `stop`
+    // restores the callbacks under sk_callback_lock.
+    let q = unsafe { &*queue.cast::<Queue>() };
     if q.live.load(Ordering::Relaxed) {
         q.ctrl().error_recovery();
     } else {
-        q.io_work.queue_on(q.sk_ctx.io_cpu());
+        q.kick();
     }
 }

@@ -8,4 +8,5 @@
 pub mod crc;
 pub mod errno;
 pub mod pdu;
+pub mod r2t;
 pub mod recv;

@@ -314,6 +314,11 @@ pub enum ProtoError {
     DataOutOfRange { command_id: u16, offset: u32, length: u32, expected: u32, total: u32 },
     /// R2T asking for nothing, out of order or beyond the command's data.
     R2TOutOfRange { command_id: u16, offset: u32, length: u32, sent: u32, total: u32 },
+    /// R2T for a command that has no data left to send (a read, an
+    /// in-capsule write, or a write already sent).
+    UnexpectedR2T(u16),
+    /// R2T while the command's previous R2T is still being served.
+    DuplicateR2T(u16),
 }
 
 impl ProtoError {
@@ -362,6 +367,8 @@ impl fmt::Display for ProtoError {
                 f,
                 "request {command_id:#x}: r2t offset {offset} length {length}, {sent} of {total} sent"
             ),
+            Self::UnexpectedR2T(cid) => write!(f, "request {cid:#x}: r2t but no data is due"),
+            Self::DuplicateR2T(cid) => write!(f, "request {cid:#x}: r2t while the previous one is outstanding"),
         }
     }
 }

@@ -205,24 +205,25 @@ pub(crate) unsafe trait MqOperations: Sized {
     type RequestData;
 
     /// The driver data of a new request of hardware queue `hctx_idx`.
-    fn init_request(owner: &mut Self::Owner, hctx_idx: u32) -> Result<Self::RequestData>;
+    fn init_request(owner: &Self::Owner, hctx_idx: u32) -> Result<Self::RequestData>;
     /// Called once the data is at its final address (it never moves).
     fn request_placed(data: &mut Self::RequestData);
     /// The hardware queue `hctx_idx` is, kept as `hctx->driver_data`; it
     /// must live as long as the tag set.
-    fn init_hctx(owner: &mut Self::Owner, hctx_idx: u32) -> Result<&mut Self::HwQueue>;
-    /// Queues `rq` (`last`: no more in this batch).
-    fn queue_rq(q: &mut Self::HwQueue, hctx: &HwCtx, rq: Request, data: &mut Self::RequestData, last: bool) -> kb::blk_status_t;
+    fn init_hctx(owner: &Self::Owner, hctx_idx: u32) -> Result<&Self::HwQueue>;
+    /// Queues `rq` (`last`: no more in this batch). Hardware queues are
+    /// shared (any CPU may queue, poll, commit at once): `&`, not `&mut`.
+    fn queue_rq(q: &Self::HwQueue, hctx: &HwCtx, rq: Request, data: &mut Self::RequestData, last: bool) -> kb::blk_status_t;
     /// A batch ended without a `last` request.
-    fn commit_rqs(q: &mut Self::HwQueue);
+    fn commit_rqs(q: &Self::HwQueue);
     /// Polls for completions: how many, or a negative errno.
-    fn poll(q: &mut Self::HwQueue) -> c_int;
+    fn poll(q: &Self::HwQueue) -> c_int;
     /// The request is done (after `Request::end`).
     fn complete(rq: Request);
     /// The request timed out.
     fn timeout(rq: Request, data: &mut Self::RequestData) -> kb::blk_eh_timer_return;
     /// Fills in the set's CPU maps.
-    fn map_queues(owner: &mut Self::Owner, set: SetBeingMapped);
+    fn map_queues(owner: &Self::Owner, set: SetBeingMapped);
     /// Whether the set has a poll map (`poll` is only offered then).
     const POLL: bool;
     /// Whether blk-mq should call `map_queues`.
@@ -250,19 +251,21 @@ impl<T: MqOperations> MqVTable<T> {
     /// # Safety
     ///
     /// `set` is a tag set using these ops (its `driver_data` is a
-    /// `T::Owner`, trait contract) and `'a` does not outlive it.
-    unsafe fn owner<'a>(set: *mut kb::blk_mq_tag_set) -> &'a mut T::Owner {
+    /// `T::Owner`, trait contract) and `'a` does not outlive it. The
+    /// callbacks run inside the owner's own calls into blk-mq (tag set
+    /// allocation, resizing), so the owner is only lent shared.
+    unsafe fn owner<'a>(set: *mut kb::blk_mq_tag_set) -> &'a T::Owner {
         // SAFETY: by the caller's guarantee and the trait contract.
-        unsafe { &mut *(*set).driver_data.cast::<T::Owner>() }
+        unsafe { &*(*set).driver_data.cast::<T::Owner>() }
     }
 
     /// # Safety
     ///
     /// `hctx` is a hardware context of a set using these ops whose
     /// `init_hctx` succeeded.
-    unsafe fn hw_queue<'a>(hctx: *mut kb::blk_mq_hw_ctx) -> &'a mut T::HwQueue {
+    unsafe fn hw_queue<'a>(hctx: *mut kb::blk_mq_hw_ctx) -> &'a T::HwQueue {
         // SAFETY: `init_hctx` stored a `T::HwQueue` that outlives the set.
-        unsafe { &mut *(*hctx).driver_data.cast::<T::HwQueue>() }
+        unsafe { &*(*hctx).driver_data.cast::<T::HwQueue>() }
     }
 
     /// # Safety
@@ -320,11 +323,11 @@ impl<T: MqOperations> MqVTable<T> {
     /// `data` is the set's `driver_data`.
     unsafe extern "C" fn init_hctx(hctx: *mut kb::blk_mq_hw_ctx, data: *mut c_void, idx: c_uint) -> c_int {
         // SAFETY: `data` is the set's driver data, a `T::Owner` (trait contract).
-        let owner = unsafe { &mut *data.cast::<T::Owner>() };
+        let owner = unsafe { &*data.cast::<T::Owner>() };
         match T::init_hctx(owner, idx) {
             Ok(q) => {
                 // SAFETY: `hctx` is being initialised by blk-mq.
-                unsafe { (*hctx).driver_data = (q as *mut T::HwQueue).cast() };
+                unsafe { (*hctx).driver_data = (q as *const T::HwQueue).cast_mut().cast() };
                 0
             }
             Err(e) => e.to_errno(),
@@ -407,10 +410,11 @@ pub(crate) struct SetBeingMapped(NonNull<kb::blk_mq_tag_set>);
 impl SetBeingMapped {
     /// `nvmf_map_queues()`: default, read and poll maps from the per-type
     /// I/O queue counts `io_queues` (filled by `nvmf_set_io_queues()`).
-    pub(crate) fn nvmf_map(self, ctrl: super::nvme::NvmeCtrl, io_queues: &mut [u32; kb::hctx_type_HCTX_MAX_TYPES as usize]) {
+    pub(crate) fn nvmf_map(self, ctrl: super::nvme::NvmeCtrl, io_queues: &[u32; kb::hctx_type_HCTX_MAX_TYPES as usize]) {
         // SAFETY: the set being mapped (invariant), an initialised
-        // controller, and HCTX_MAX_TYPES counts.
-        unsafe { nb::nvmf_map_queues(self.0.as_ptr().cast(), ctrl.as_raw(), io_queues.as_mut_ptr()) };
+        // controller, and HCTX_MAX_TYPES counts, which the function only
+        // reads (its parameter lacks the `const`).
+        unsafe { nb::nvmf_map_queues(self.0.as_ptr().cast(), ctrl.as_raw(), io_queues.as_ptr().cast_mut()) };
     }
 }
 

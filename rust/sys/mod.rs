@@ -8,6 +8,7 @@ pub(crate) mod blk_mq;
 pub(crate) mod fabrics;
 pub(crate) mod fmt;
 pub(crate) mod iov;
+pub(crate) mod llist;
 pub(crate) mod nvme;
 pub(crate) mod socket;
 pub(crate) mod workqueue;

@@ -48,6 +48,79 @@ impl NvmeCtrl {
         self.0.as_ptr()
     }
 
+    /// `nvme_ctrl_state()`: the state nvme-core keeps (read once, as
+    /// `READ_ONCE`; it changes under nvme-core's lock).
+    pub(crate) fn state(self) -> nb::nvme_ctrl_state {
+        // SAFETY: a valid controller (invariant); a plain read of an int.
+        unsafe { core::ptr::read_volatile(&raw const (*self.as_raw()).state) }
+    }
+
+    /// I/O queues plus the admin queue the controller has now.
+    pub(crate) fn queue_count(self) -> u32 {
+        // SAFETY: a valid controller; the transport's own field.
+        unsafe { (*self.as_raw()).queue_count }
+    }
+
+    /// Sets the queue count (set-up paths, which nvme-core serialises).
+    pub(crate) fn set_queue_count(self, n: u32) {
+        // SAFETY: as above.
+        unsafe { (*self.as_raw()).queue_count = n };
+    }
+
+    /// `sqsize`: I/O queue entries minus one (0's based).
+    pub(crate) fn sqsize(self) -> u16 {
+        // SAFETY: as above.
+        unsafe { (*self.as_raw()).sqsize }
+    }
+
+    /// Sets `sqsize` (set-up paths).
+    pub(crate) fn set_sqsize(self, n: u16) {
+        // SAFETY: as above.
+        unsafe { (*self.as_raw()).sqsize = n };
+    }
+
+    /// MAXCMD from Identify Controller.
+    pub(crate) fn maxcmd(self) -> u16 {
+        // SAFETY: as above; written by nvme-core during set-up.
+        unsafe { (*self.as_raw()).maxcmd }
+    }
+
+    /// In-capsule data offset (ICDOFF) from Identify Controller.
+    pub(crate) fn icdoff(self) -> u16 {
+        // SAFETY: as above.
+        unsafe { (*self.as_raw()).icdoff }
+    }
+
+    /// I/O queue command capsule size (IOCCSZ) in 16-byte units.
+    pub(crate) fn ioccsz(self) -> u32 {
+        // SAFETY: as above.
+        unsafe { (*self.as_raw()).ioccsz }
+    }
+
+    /// Reconnect attempts since the last success.
+    pub(crate) fn nr_reconnects(self) -> c_int {
+        // SAFETY: as above; the transport's own counter.
+        unsafe { (*self.as_raw()).nr_reconnects }
+    }
+
+    /// Sets the reconnect counter (reconnect paths, serialised).
+    pub(crate) fn set_nr_reconnects(self, n: c_int) {
+        // SAFETY: as above.
+        unsafe { (*self.as_raw()).nr_reconnects = n };
+    }
+
+    /// The admin request queue exists.
+    pub(crate) fn has_admin_queue(self) -> bool {
+        // SAFETY: as above.
+        unsafe { !(*self.as_raw()).admin_q.is_null() }
+    }
+
+    /// The I/O tag set exists.
+    pub(crate) fn has_io_tagset(self) -> bool {
+        // SAFETY: as above.
+        unsafe { !(*self.as_raw()).tagset.is_null() }
+    }
+
     /// The nvme device (`nvmeN`), for log lines.
     pub(crate) fn device<'a>(self) -> &'a Device {
         // SAFETY: `ctrl.device` is set by nvme_init_ctrl() (invariant) and
@@ -165,7 +238,7 @@ impl NvmeCtrl {
 
     /// `nvme_set_queue_count()`: asks for `want` I/O queues, returns how
     /// many the controller grants.
-    pub(crate) fn set_queue_count(self, want: c_int) -> Result<c_int> {
+    pub(crate) fn negotiate_queue_count(self, want: c_int) -> Result<c_int> {
         let mut nr = want;
         // SAFETY: as above; `nr` is a valid in/out location.
         nvme_result(unsafe { nb::nvme_set_queue_count(self.as_raw(), &mut nr) })?;

@@ -2,7 +2,7 @@
 //! A queue's kernel TCP socket.
 
 use super::bindings as nb;
-use kernel::{bindings as kb, error::to_result, prelude::*};
+use kernel::{bindings as kb, error::to_result, prelude::*, types::Opaque};
 
 /// A transport address parsed by `inet_pton_with_scope()`.
 pub(crate) struct SockAddr(kb::__kernel_sockaddr_storage);
@@ -142,6 +142,33 @@ impl TcpSocket {
         if n < 0 { Err(n) } else { Ok(n as usize) }
     }
 
+    /// Runs `sock->ops->read_sock()` with `actor` over what the socket
+    /// holds: under `lock_sock()` when `may_sleep` (and then a drained
+    /// socket's error or FIN is returned, as `-errno` / `-ESHUTDOWN`), else
+    /// under the socket spinlock, `-EBUSY` when a task owns the socket.
+    /// Returns the bytes consumed or a negative errno.
+    ///
+    /// # Safety
+    ///
+    /// `actor` may be called with `ctx`, during this call only; `ctx` must
+    /// be what it expects. Without `may_sleep`, `actor` must not sleep.
+    pub(crate) unsafe fn read_sock(
+        &self,
+        may_sleep: bool,
+        ctx: *mut c_void,
+        actor: unsafe extern "C" fn(*mut c_void, *mut kb::sk_buff, c_uint, usize) -> c_int,
+    ) -> c_int {
+        // SAFETY: the socket is valid (invariant); `ctx` and `actor` by the
+        // caller.
+        unsafe {
+            if may_sleep {
+                nb::rnvme_sock_read_locked(self.as_raw().cast(), ctx, Some(actor))
+            } else {
+                nb::rnvme_sock_read_push(self.as_raw().cast(), ctx, Some(actor))
+            }
+        }
+    }
+
     /// Receives into `buf` with `flags`. `Ok(0)` means the peer closed;
     /// errors are negative errnos as the socket layer returns them.
     pub(crate) fn recv(&self, buf: &mut [u8], flags: c_int) -> core::result::Result<usize, c_int> {
@@ -180,15 +207,23 @@ impl Drop for TcpSocket {
 /// # Invariants
 ///
 /// While installed on a socket (from [`Self::install`] until
-/// [`Self::restore`]) the callbacks may read it at any time: the fields they
-/// read are written with volatile stores (they read with `READ_ONCE`), it
-/// does not move, and its `io_work` and `queue` stay valid.
-pub(crate) struct SockCallbacks(nb::rnvme_sk_ctx);
+/// [`Self::restore`]) the callbacks may read it at any time: every field
+/// they read is written with a volatile store (they read with
+/// `READ_ONCE`), it does not move, and its `io_work` and `queue` stay valid.
+/// The fields the callbacks do not read are written only while it is not
+/// installed.
+pub(crate) struct SockCallbacks(Opaque<nb::rnvme_sk_ctx>);
+
+// SAFETY: the context is shared with softirq callbacks on any CPU; every
+// concurrent access is a volatile load/store of a plain field (invariant).
+unsafe impl Sync for SockCallbacks {}
+// SAFETY: as above; nothing in it is bound to a thread.
+unsafe impl Send for SockCallbacks {}
 
 impl SockCallbacks {
     /// Not installed anywhere.
     pub(crate) fn new() -> Self {
-        Self(Default::default())
+        Self(Opaque::new(Default::default()))
     }
 
     /// Installs the queue's callbacks on `sock`: data_ready and
@@ -197,63 +232,69 @@ impl SockCallbacks {
     ///
     /// # Safety
     ///
-    /// `io_work` is an initialised work item and `queue` valid for `error`
-    /// until [`Self::restore`]; `self` does not move meanwhile.
+    /// Not installed now; `io_work` is an initialised work item and `queue`
+    /// valid for `error` until [`Self::restore`]; `self` does not move
+    /// meanwhile.
     pub(crate) unsafe fn install(
-        &mut self,
+        &self,
         sock: &TcpSocket,
         io_work: *mut kb::work_struct,
         io_cpu: c_int,
         queue: *mut c_void,
         error: unsafe extern "C" fn(*mut c_void),
     ) {
-        self.0.io_work = io_work.cast();
-        self.0.io_cpu = io_cpu;
-        self.0.rd_enabled = true;
-        self.0.polling = false;
-        self.0.queue = queue;
-        self.0.error = Some(error);
+        let c = self.0.get();
+        // SAFETY: not installed (caller), so nothing else reads it now.
+        unsafe {
+            (*c).io_work = io_work.cast();
+            (*c).io_cpu = io_cpu;
+            (*c).rd_enabled = true;
+            (*c).polling = false;
+            (*c).queue = queue;
+            (*c).error = Some(error);
+        }
         // SAFETY: the socket is valid (its invariant); the caller keeps
         // this context and what it names valid until `restore`.
-        unsafe { nb::rnvme_sock_install(sock.as_raw().cast(), &raw mut self.0) };
+        unsafe { nb::rnvme_sock_install(sock.as_raw().cast(), c) };
     }
 
     /// Puts the socket's own callbacks back (idempotent; under
     /// sk_callback_lock, so no callback runs on this context afterwards).
-    pub(crate) fn restore(&mut self, sock: &TcpSocket) {
+    pub(crate) fn restore(&self, sock: &TcpSocket) {
         // SAFETY: the socket is valid; restoring only touches callbacks
         // this context saved, if it is the one installed.
-        unsafe { nb::rnvme_sock_restore(sock.as_raw().cast(), &raw mut self.0) };
+        unsafe { nb::rnvme_sock_restore(sock.as_raw().cast(), self.0.get()) };
     }
 
     /// The CPU io_work is queued on.
     pub(crate) fn io_cpu(&self) -> c_int {
-        self.0.io_cpu
+        // SAFETY: a plain read of a plain field.
+        unsafe { core::ptr::read_volatile(&raw const (*self.0.get()).io_cpu) }
     }
 
     /// Sets the CPU io_work is queued on.
-    pub(crate) fn set_io_cpu(&mut self, cpu: c_int) {
-        // SAFETY: a plain store to our own field, read by the callbacks.
-        unsafe { core::ptr::write_volatile(&raw mut self.0.io_cpu, cpu) };
+    pub(crate) fn set_io_cpu(&self, cpu: c_int) {
+        // SAFETY: a plain store to a field the callbacks read with READ_ONCE.
+        unsafe { core::ptr::write_volatile(&raw mut (*self.0.get()).io_cpu, cpu) };
     }
 
     /// Receiving is enabled (the callbacks kick io_work).
     pub(crate) fn rd_enabled(&self) -> bool {
-        // SAFETY: a plain read of our own field.
-        unsafe { core::ptr::read_volatile(&raw const self.0.rd_enabled) }
+        // SAFETY: a plain read of a plain field.
+        unsafe { core::ptr::read_volatile(&raw const (*self.0.get()).rd_enabled) }
     }
 
     /// Enables or stops receiving.
-    pub(crate) fn set_rd_enabled(&mut self, on: bool) {
-        // SAFETY: a plain store to our own field, read by the callbacks.
-        unsafe { core::ptr::write_volatile(&raw mut self.0.rd_enabled, on) };
+    pub(crate) fn set_rd_enabled(&self, on: bool) {
+        // SAFETY: as for `set_io_cpu`.
+        unsafe { core::ptr::write_volatile(&raw mut (*self.0.get()).rd_enabled, on) };
     }
 
     /// A blk-mq poller is receiving: data_ready leaves the bytes to it
     /// (C: `NVME_TCP_Q_POLLING`).
-    pub(crate) fn set_polling(&mut self, on: bool) {
-        // SAFETY: as above.
-        unsafe { core::ptr::write_volatile(&raw mut self.0.polling, on) };
+    pub(crate) fn set_polling(&self, on: bool) {
+        // SAFETY: as for `set_io_cpu`.
+        unsafe { core::ptr::write_volatile(&raw mut (*self.0.get()).polling, on) };
     }
 
     /// `sk_stream_is_writeable()`: the socket has room again.

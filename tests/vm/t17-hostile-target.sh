@@ -14,7 +14,7 @@ declare -A expect=(
 	[rsp-unknown-cid]='queue 0: response for unknown command id'
 	[c2h-unknown-cid]='queue 0: c2h data for unknown command id'
 	[c2h-out-of-range]='queue 0: tag 0x[0-9a-f]* unexpected data'
-	[r2t-zero-length]='queue 0: request 0x[0-9a-f]*: r2t offset 0 length 0'
+	[r2t-zero-length]='queue 0: request 0x[0-9a-f]*: r2t \(offset 0 length 0\|but no data is due\)'
 	[term-req]='queue 0: receive failed: received C2HTermReq (FES = Data Transfer Out Of Range'
 	[garbage]='queue 0: receive failed: unexpected pdu type 0xee'
 	[plen-lies]='queue 0: receive failed: pdu type 0x5: bad plen 4294967295'

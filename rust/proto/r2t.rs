@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The R2T hand-off of a write between the receive side (io_work or a
+//! blk-mq poller, which parses an R2T) and io_work's send side (which owns
+//! the request while it sends, and builds the H2CData PDUs).
+//!
+//! Each request has one slot, an atomic `u8` in the module, holding a
+//! [`Slot`]. Both sides move it only with [`transition`] (the module runs it
+//! in a compare-and-swap loop), so an R2T never touches a request the send
+//! side is still sending, an R2T for a command that expects none is
+//! refused, and a second R2T while one is outstanding (ICReq `maxr2t` = 0:
+//! one at a time) is refused instead of queueing the request twice.
+//!
+//! ```text
+//!            SendDone{more}            R2T
+//!  Sending ------------------> Waiting ----> Received --Take--> Sending
+//!     |  \--SendDone{!more}--> Done          ^
+//!     \-------------- R2T (send side still busy) ---/  then SendDone{more}
+//!                                                       takes it at once
+//! ```
+
+use crate::proto::pdu::ProtoError;
+
+/// Where a request is in the hand-off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Slot {
+    /// The send side owns the request (queued, or sending its command or
+    /// the H2CData of an R2T). Where `queue_rq` starts every request.
+    Sending = 0,
+    /// The send side is done with it and more data is due: an R2T may come.
+    Waiting = 1,
+    /// All data is sent (or none was due): no R2T may come.
+    Done = 2,
+    /// An R2T arrived and was recorded in the request; the send side takes
+    /// it from here.
+    Received = 3,
+}
+
+impl Slot {
+    /// The slot stored as `v`; unknown values read as `Done` (refusing R2Ts).
+    pub fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Self::Sending,
+            1 => Self::Waiting,
+            3 => Self::Received,
+            _ => Self::Done,
+        }
+    }
+}
+
+/// What happened to a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotEvent {
+    /// The receive side got a (checked) R2T for it.
+    R2TArrived,
+    /// The send side finished what it was sending; `more_due`: the
+    /// command's data is not all sent yet.
+    SendDone { more_due: bool },
+    /// The send side took a request that the receive side queued for it.
+    Taken,
+}
+
+/// What the side that made the transition does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotAction {
+    /// Nothing: the other side (or nobody) acts.
+    None,
+    /// Receive side: hand the request back to the send side's queue.
+    QueueForSend,
+    /// Send side: build the H2CData PDUs of the recorded R2T now.
+    SendH2C,
+}
+
+/// The next slot and the action for `event` in `slot`, or why the event is
+/// not allowed (a misbehaving target, given `command_id`).
+pub fn transition(slot: Slot, event: SlotEvent, command_id: u16) -> Result<(Slot, SlotAction), ProtoError> {
+    use Slot::*;
+    use SlotEvent::*;
+    match (slot, event) {
+        (Sending, R2TArrived) => Ok((Received, SlotAction::None)),
+        (Waiting, R2TArrived) => Ok((Received, SlotAction::QueueForSend)),
+        (Done, R2TArrived) => Err(ProtoError::UnexpectedR2T(command_id)),
+        (Received, R2TArrived) => Err(ProtoError::DuplicateR2T(command_id)),
+        (Sending, SendDone { more_due: true }) => Ok((Waiting, SlotAction::None)),
+        (Sending, SendDone { more_due: false }) => Ok((Done, SlotAction::None)),
+        (Received, SendDone { more_due: true }) => Ok((Sending, SlotAction::SendH2C)),
+        (Received, SendDone { more_due: false }) => Err(ProtoError::UnexpectedR2T(command_id)),
+        (Received, Taken) => Ok((Sending, SlotAction::SendH2C)),
+        (Sending, Taken) => Ok((Sending, SlotAction::None)),
+        // Only the send side finishes or takes a request, and only one it
+        // owns: anything else is a driver bug, refused the same way.
+        (Waiting | Done, SendDone { .. } | Taken) => Err(ProtoError::UnexpectedR2T(command_id)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Slot::*;
+    use SlotEvent::*;
+
+    #[test]
+    fn r2t_after_the_command_is_sent_queues_the_request() {
+        let (s, a) = transition(Sending, SendDone { more_due: true }, 1).unwrap();
+        assert_eq!((s, a), (Waiting, SlotAction::None));
+        let (s, a) = transition(s, R2TArrived, 1).unwrap();
+        assert_eq!((s, a), (Received, SlotAction::QueueForSend));
+        assert_eq!(transition(s, Taken, 1).unwrap(), (Sending, SlotAction::SendH2C));
+    }
+
+    #[test]
+    fn r2t_while_the_command_is_still_sending_is_taken_when_it_is_done() {
+        let (s, a) = transition(Sending, R2TArrived, 2).unwrap();
+        assert_eq!((s, a), (Received, SlotAction::None));
+        assert_eq!(transition(s, SendDone { more_due: true }, 2).unwrap(), (Sending, SlotAction::SendH2C));
+    }
+
+    #[test]
+    fn r2t_for_a_command_without_data_due_is_refused() {
+        let (s, _) = transition(Sending, SendDone { more_due: false }, 3).unwrap();
+        assert_eq!(s, Done);
+        assert_eq!(transition(s, R2TArrived, 3), Err(ProtoError::UnexpectedR2T(3)));
+        // Arrived early, but the send side then finds no data due.
+        let (s, _) = transition(Sending, R2TArrived, 3).unwrap();
+        assert_eq!(transition(s, SendDone { more_due: false }, 3), Err(ProtoError::UnexpectedR2T(3)));
+    }
+
+    #[test]
+    fn a_second_outstanding_r2t_is_refused() {
+        let (s, _) = transition(Waiting, R2TArrived, 4).unwrap();
+        assert_eq!(transition(s, R2TArrived, 4), Err(ProtoError::DuplicateR2T(4)));
+        let (s, _) = transition(Sending, R2TArrived, 4).unwrap();
+        assert_eq!(transition(s, R2TArrived, 4), Err(ProtoError::DuplicateR2T(4)));
+    }
+
+    #[test]
+    fn a_write_in_several_r2ts_cycles_through_the_slot() {
+        let mut s = Sending;
+        for round in 0..4 {
+            let more = round < 3;
+            let (n, a) = transition(s, SendDone { more_due: true }, 5).unwrap();
+            assert_eq!((n, a), (Waiting, SlotAction::None));
+            let (n, a) = transition(n, R2TArrived, 5).unwrap();
+            assert_eq!(a, SlotAction::QueueForSend);
+            let (n, a) = transition(n, Taken, 5).unwrap();
+            assert_eq!((n, a), (Sending, SlotAction::SendH2C));
+            s = if more { n } else { transition(n, SendDone { more_due: false }, 5).unwrap().0 };
+        }
+        assert_eq!(s, Done);
+    }
+
+    #[test]
+    fn every_state_and_event_has_an_answer_and_never_leaves_the_slot_space() {
+        for v in 0..=255u8 {
+            let s = Slot::from_u8(v);
+            for e in [R2TArrived, SendDone { more_due: true }, SendDone { more_due: false }, Taken] {
+                if let Ok((n, _)) = transition(s, e, 0) {
+                    assert_eq!(Slot::from_u8(n as u8), n);
+                }
+            }
+        }
+    }
+}
