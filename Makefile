@@ -8,6 +8,9 @@
 SHELL := /bin/bash
 KERNEL_LLVM ?= -19
 KDIR ?= $(shell bash -c '. scripts/lib.sh; kernel_dir')/build
+# The kernel's clippy lints run on the module whenever clippy is installed
+# (the set-up installs it); `make check` wants a build without warnings.
+CLIPPY ?= $(shell command -v clippy-driver >/dev/null 2>&1 && echo 1)
 
 .PHONY: all setup module check run bench test-host test-vm clean
 
@@ -18,7 +21,7 @@ setup:
 
 module:
 	@test -f "$(KDIR)/Module.symvers" || { echo "error: no built kernel at $(KDIR): run 'make setup' or pass KDIR=" >&2; exit 1; }
-	$(MAKE) -C "$(KDIR)" M="$(CURDIR)" LLVM=$(KERNEL_LLVM) modules
+	$(MAKE) -C "$(KDIR)" M="$(CURDIR)" LLVM=$(KERNEL_LLVM) $(if $(CLIPPY),CLIPPY=1) modules
 
 test-host:
 	bash scripts/test-host.sh

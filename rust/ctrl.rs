@@ -16,7 +16,8 @@ use crate::sys::nvme::{nvme_result, CtrlOperations, CtrlOpsTable, NvmeCtrl};
 use crate::sys::socket::{SockAddr, TcpSocket};
 use crate::sys::workqueue::{DelayedWork, Work, WORK_CPU_UNBOUND};
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 use kernel::{bindings as kb, device::Device, prelude::*, types::Opaque};
 
 /// `NVME_TCP_ADMIN_CCSZ`: in-capsule data the admin queue accepts.
@@ -102,7 +103,11 @@ pub(crate) fn write_queue_stats(f: &mut core::fmt::Formatter<'_>) -> core::fmt::
 ///
 /// Allocated by `create` with `KBox` and freed only by `free_ctrl` (called
 /// by nvme-core when its last reference goes); `queues` is allocated once
-/// and never grows, so queue addresses are stable.
+/// and never grows, so queue addresses are stable. Shared by every context
+/// as `&TcpCtrl` once created: what changes afterwards is nvme-core's
+/// (`ctrl`, `Opaque`), atomics, the tag sets (`Opaque`, changed by
+/// nvme-core on set-up paths), the queues' own cells, or `async_req`
+/// (nvme-core's async event work, one AER at a time).
 #[repr(C)]
 pub(crate) struct TcpCtrl {
     /// nvme-core's controller, which nvme-core changes under its own locks.
@@ -110,7 +115,9 @@ pub(crate) struct TcpCtrl {
     admin_tag_set: TagSet<AdminQueueOps>,
     tag_set: TagSet<IoQueueOps>,
     queues: KVec<Queue>,
-    io_queues: [u32; kb::hctx_type_HCTX_MAX_TYPES as usize],
+    /// I/O queues per map type (default, read, poll), as nvme-fabrics split
+    /// them (`nvmf_set_io_queues()`).
+    io_queues: IoQueueCounts,
     addr: SockAddr,
     src_addr: Option<SockAddr>,
     digests: Digests,
@@ -119,11 +126,13 @@ pub(crate) struct TcpCtrl {
     connect_work: DelayedWork,
     /// The AER command: sent on the admin queue outside blk-mq, with a
     /// command id past the admin tag space (`NVME_AQ_BLK_MQ_DEPTH`).
-    async_req: TcpRequest,
+    /// nvme-core's async event work submits it, one at a time; the send
+    /// and receive sides then use it as any request.
+    async_req: UnsafeCell<TcpRequest>,
     /// An AER is outstanding: only then may a response carry its command id.
     aer_outstanding: AtomicBool,
     /// True once creation succeeded: `free_ctrl` then owns the options.
-    created: bool,
+    created: AtomicBool,
     /// io_work receives with `read_sock()` instead of `sock_recvmsg()`
     /// (module parameter `read_sock` when the controller was created).
     read_sock: bool,
@@ -140,6 +149,39 @@ pub(crate) struct CtrlList(());
 impl Drop for CtrlList {
     fn drop(&mut self) {
         drop(core::mem::take(&mut *CTRLS.lock()));
+    }
+}
+
+/// Proof of running on one of a controller's set-up paths: create, reset,
+/// error recovery, reconnect or delete. nvme-core runs at most one of them
+/// at a time for a controller (each starts only from the state the last
+/// one left it in), and each stops a queue (and quiesces its blk-mq queue)
+/// before it frees it or allocates it again. Only these paths change a
+/// queue's set-up ([`Queue::alloc`], [`Queue::free`]).
+pub(crate) struct SetupPath(());
+
+impl SetupPath {
+    /// # Safety
+    ///
+    /// The caller is one of the set-up paths above, and keeps the value to
+    /// itself.
+    unsafe fn enter() -> Self {
+        Self(())
+    }
+}
+
+/// I/O queue counts per map type (default, read, poll).
+struct IoQueueCounts([AtomicU32; kb::hctx_type_HCTX_MAX_TYPES as usize]);
+
+impl IoQueueCounts {
+    fn get(&self) -> [u32; kb::hctx_type_HCTX_MAX_TYPES as usize] {
+        core::array::from_fn(|i| self.0[i].load(Ordering::Relaxed))
+    }
+
+    fn set(&self, counts: [u32; kb::hctx_type_HCTX_MAX_TYPES as usize]) {
+        for (a, c) in self.0.iter().zip(counts) {
+            a.store(c, Ordering::Relaxed);
+        }
     }
 }
 
@@ -203,12 +245,12 @@ impl TcpCtrl {
             core::ptr::write(&raw mut (*me).queues, queues);
             core::ptr::write(&raw mut (*me).addr, addr);
             core::ptr::write(&raw mut (*me).src_addr, src);
-            core::ptr::write(&raw mut (*me).async_req, TcpRequest::new(null_mut(), (*me).ctrl.get()));
+            core::ptr::write(&raw mut (*me).async_req, UnsafeCell::new(TcpRequest::new(null_mut(), (*me).ctrl.get())));
         }
         // SAFETY: every field is initialised (above).
         let mut b = unsafe { b.assume_init() };
         b.read_sock = crate::module_parameters::read_sock.value();
-        b.async_req.bind_sqe();
+        b.async_req.get_mut().bind_sqe();
         b.digests = Digests { header: opts.hdr_digest(), data: opts.data_digest() };
         let n = b.ctrl.get();
         // SAFETY: the controller is ours alone until nvme_init_ctrl().
@@ -235,7 +277,7 @@ impl TcpCtrl {
         let ctrl = KBox::into_raw(b);
         // SAFETY: `ctrl` is ours; nvme_init_ctrl takes the ops pointer that
         // lives as long as the module.
-        let ret = unsafe { nb::nvme_init_ctrl((*ctrl).ctrl.get(), (dev as *const Device).cast_mut().cast(), CTRL_OPS.as_raw(), 0) };
+        let ret = unsafe { nb::nvme_init_ctrl((*ctrl).ctrl.get(), core::ptr::from_ref(dev).cast_mut().cast(), CTRL_OPS.as_raw(), 0) };
         if let Err(e) = nvme_result(ret) {
             // SAFETY: nvme_init_ctrl failed, nothing else references `ctrl`.
             drop(unsafe { KBox::from_raw(ctrl) });
@@ -245,19 +287,22 @@ impl TcpCtrl {
         }
         // From here on nvme-core owns `ctrl`: errors go through
         // nvme_uninit_ctrl/nvme_put_ctrl, which end in free_ctrl.
-        // SAFETY: `ctrl` is initialised and ours until returned.
-        let c = unsafe { &mut *ctrl };
+        // SAFETY: `ctrl` is initialised and lives until free_ctrl.
+        let c = unsafe { &*ctrl };
         let n = c.core();
+        // SAFETY: creation is the controller's first set-up path; nvme-core
+        // starts no other before the controller is CONNECTING and returned.
+        let p = unsafe { SetupPath::enter() };
         let r = (|| -> Result {
             n.add()?;
             if !n.change_state(nb::nvme_ctrl_state_NVME_CTRL_CONNECTING) {
                 return Err(EINTR);
             }
-            c.setup(true)
+            c.setup(&p, true)
         })();
         match r {
             Ok(()) => {
-                c.created = true;
+                c.created.store(true, Ordering::Release);
                 if CTRLS.lock().push(n.as_raw() as usize, GFP_KERNEL).is_err() {
                     // Only the duplicate check misses this controller.
                     dev_warn!(c.device(), "out of memory for the controller list\n");
@@ -284,24 +329,24 @@ impl TcpCtrl {
     }
 
     /// Opens queue `qid`: socket, ICReq/ICResp (C: `nvme_tcp_alloc_queue`).
-    fn alloc_queue(&mut self, qid: u16) -> Result {
+    fn alloc_queue(&self, p: &SetupPath, qid: u16) -> Result {
         let n = self.core();
         let (sock, icresp) = connect_queue(n.device(), qid, self, n.opts())?;
         let ccsz = if qid == 0 { pdu::SQE_LEN as u32 + ADMIN_CCSZ } else { self.core().ioccsz() * 16 };
-        let read_sock = self.read_sock;
-        let q = &mut self.queues[usize::from(qid)];
-        q.cmnd_capsule_len = ccsz;
-        q.alloc(sock, icresp, read_sock);
+        let _: &SetupPath = p;
+        // SAFETY: `p`: a set-up path, which allocates a queue only while
+        // it is stopped and quiesced (or before it ever started).
+        unsafe { self.queues[usize::from(qid)].alloc(sock, icresp, ccsz, self.read_sock) };
         Ok(())
     }
 
     /// Fabrics Connect on queue `qid` (C: `nvme_tcp_start_queue`).
-    fn start_queue(&mut self, qid: u16) -> Result {
+    fn start_queue(&self, qid: u16) -> Result {
         let n = self.core();
         self.queues[usize::from(qid)].start_io();
         if qid > 0 {
             let hctx_idx = c_uint::from(qid) - 1;
-            if let Some(map) = self.tag_set.cpu_map(map_type_of(&self.io_queues, hctx_idx)) {
+            if let Some(map) = self.tag_set.cpu_map(map_type_of(&self.io_queues.get(), hctx_idx)) {
                 self.queues[usize::from(qid)].set_io_cpu(map, hctx_idx);
             }
         }
@@ -316,17 +361,20 @@ impl TcpCtrl {
         r
     }
 
-    fn stop_queue(&mut self, qid: usize) {
+    fn stop_queue(&self, qid: usize) {
         self.queues[qid].stop();
     }
 
-    fn free_queue(&mut self, qid: usize) {
-        self.queues[qid].free();
+    fn free_queue(&self, p: &SetupPath, qid: usize) {
+        let _: &SetupPath = p;
+        // SAFETY: `p`: a set-up path, which frees a queue only after
+        // stopping it.
+        unsafe { self.queues[qid].free() };
     }
 
-    fn configure_admin_queue(&mut self, new: bool) -> Result {
+    fn configure_admin_queue(&self, p: &SetupPath, new: bool) -> Result {
         let n = self.core();
-        self.alloc_queue(0)?;
+        self.alloc_queue(p, 0)?;
         if new {
             // SAFETY: the tag set lives in the controller; the ops are static.
             let ret = unsafe {
@@ -338,7 +386,7 @@ impl TcpCtrl {
                 )
             };
             if let Err(e) = nvme_result(ret) {
-                self.free_queue(0);
+                self.free_queue(p, 0);
                 return Err(e);
             }
         }
@@ -363,12 +411,12 @@ impl TcpCtrl {
             if new {
                 n.remove_admin_tag_set();
             }
-            self.free_queue(0);
+            self.free_queue(p, 0);
         }
         r
     }
 
-    fn alloc_io_queues(&mut self) -> Result {
+    fn alloc_io_queues(&self, p: &SetupPath) -> Result {
         let n = self.core();
         let nr = n.negotiate_queue_count(n.opts().nr_io_queues_total())?;
         if nr <= 0 {
@@ -378,11 +426,13 @@ impl TcpCtrl {
         let nr = (nr as u32).min(self.queues.len() as u32 - 1);
         n.set_queue_count(nr + 1);
         dev_info!(self.device(), "creating {} I/O queues (rnvme_tcp)\n", nr);
-        n.opts().set_io_queues(nr, &mut self.io_queues);
+        let mut counts = [0; kb::hctx_type_HCTX_MAX_TYPES as usize];
+        n.opts().set_io_queues(nr, &mut counts);
+        self.io_queues.set(counts);
         for qid in 1..=nr as u16 {
-            if let Err(e) = self.alloc_queue(qid) {
+            if let Err(e) = self.alloc_queue(p, qid) {
                 for q in 1..qid {
-                    self.free_queue(usize::from(q));
+                    self.free_queue(p, usize::from(q));
                 }
                 return Err(e);
             }
@@ -390,21 +440,21 @@ impl TcpCtrl {
         Ok(())
     }
 
-    fn stop_io_queues(&mut self) {
+    fn stop_io_queues(&self) {
         for q in 1..self.core().queue_count() as usize {
             self.stop_queue(q);
         }
     }
 
-    fn free_io_queues(&mut self) {
+    fn free_io_queues(&self, p: &SetupPath) {
         for q in 1..self.core().queue_count() as usize {
-            self.free_queue(q);
+            self.free_queue(p, q);
         }
     }
 
-    fn configure_io_queues(&mut self, new: bool) -> Result {
+    fn configure_io_queues(&self, p: &SetupPath, new: bool) -> Result {
         let n = self.core();
-        self.alloc_io_queues()?;
+        self.alloc_io_queues(p)?;
         let nr_maps = if n.opts().nr_poll_queues() > 0 { kb::hctx_type_HCTX_MAX_TYPES } else { 2 };
         if new {
             // SAFETY: the tag set lives in the controller; the ops are static.
@@ -418,7 +468,7 @@ impl TcpCtrl {
                 )
             };
             if let Err(e) = nvme_result(ret) {
-                self.free_io_queues();
+                self.free_io_queues(p);
                 return Err(e);
             }
         }
@@ -444,15 +494,15 @@ impl TcpCtrl {
             if new {
                 n.remove_io_tag_set();
             }
-            self.free_io_queues();
+            self.free_io_queues(p);
         }
         r
     }
 
     /// C: `nvme_tcp_setup_ctrl`.
-    fn setup(&mut self, new: bool) -> Result {
+    fn setup(&self, p: &SetupPath, new: bool) -> Result {
         let n = self.core();
-        self.configure_admin_queue(new)?;
+        self.configure_admin_queue(p, new)?;
         let r = (|| -> Result {
             if n.icdoff() != 0 {
                 dev_err!(self.device(), "icdoff is not supported!\n");
@@ -463,11 +513,11 @@ impl TcpCtrl {
                 n.set_sqsize(n.maxcmd().saturating_sub(1));
             }
             if self.core().queue_count() > 1 {
-                self.configure_io_queues(new)?;
+                self.configure_io_queues(p, new)?;
             }
             if !n.change_state(nb::nvme_ctrl_state_NVME_CTRL_LIVE) {
                 if self.core().queue_count() > 1 {
-                    self.teardown_io_queues(new);
+                    self.teardown_io_queues(p, new);
                 }
                 return Err(EINVAL);
             }
@@ -476,12 +526,12 @@ impl TcpCtrl {
         })();
         if r.is_err() {
             n.stop_keep_alive();
-            self.teardown_admin_queue(new);
+            self.teardown_admin_queue(p, new);
         }
         r
     }
 
-    fn teardown_io_queues(&mut self, remove: bool) {
+    fn teardown_io_queues(&self, p: &SetupPath, remove: bool) {
         if self.core().queue_count() <= 1 || !self.core().has_io_tagset() {
             return;
         }
@@ -493,13 +543,13 @@ impl TcpCtrl {
         if remove {
             n.unquiesce_io_queues();
         }
-        self.free_io_queues();
+        self.free_io_queues(p);
         if remove {
             n.remove_io_tag_set();
         }
     }
 
-    fn teardown_admin_queue(&mut self, remove: bool) {
+    fn teardown_admin_queue(&self, p: &SetupPath, remove: bool) {
         if !self.core().has_admin_queue() {
             return;
         }
@@ -511,21 +561,21 @@ impl TcpCtrl {
         if remove {
             n.unquiesce_admin_queue();
         }
-        self.free_queue(0);
+        self.free_queue(p, 0);
         if remove {
             n.remove_admin_tag_set();
         }
     }
 
     /// C: `nvme_tcp_teardown_ctrl`.
-    fn teardown(&mut self, shutdown: bool) {
+    fn teardown(&self, p: &SetupPath, shutdown: bool) {
         let n = self.core();
-        self.teardown_io_queues(shutdown);
+        self.teardown_io_queues(p, shutdown);
         if self.core().has_admin_queue() {
             n.quiesce_admin_queue();
             n.disable(shutdown);
         }
-        self.teardown_admin_queue(shutdown);
+        self.teardown_admin_queue(p, shutdown);
     }
 
     /// Starts error recovery (any context): the controller goes to
@@ -555,7 +605,7 @@ impl TcpCtrl {
     /// After a failed connection (C: `nvme_tcp_reconnect_or_remove`):
     /// another attempt in `reconnect_delay` seconds while `ctrl_loss_tmo`
     /// allows, else the controller is removed.
-    fn reconnect_or_remove(&mut self, status: c_int) {
+    fn reconnect_or_remove(&self, status: c_int) {
         let n = self.core();
         if self.core().state() != nb::nvme_ctrl_state_NVME_CTRL_CONNECTING {
             return;
@@ -599,7 +649,7 @@ unsafe impl CtrlOperations for TcpCtrl {
     const NAME: &'static CStr = c"tcp";
 
     fn free_ctrl(c: KBox<Self>) {
-        if c.created {
+        if c.created.load(Ordering::Acquire) {
             CTRLS.lock().retain(|p| *p != c.core().as_raw() as usize);
             // SAFETY: after a successful create the options are ours to
             // free, and nothing reads them after free_ctrl.
@@ -611,11 +661,13 @@ unsafe impl CtrlOperations for TcpCtrl {
     }
 
     /// One AER at a time (nvme-core's async event work).
-    fn submit_async_event(c: &mut Self) {
-        let q: *mut Queue = &mut c.queues[0];
-        // SAFETY: queue 0 lives as long as the controller.
-        let digests = unsafe { (*q).digests };
-        let req = &mut c.async_req;
+    fn submit_async_event(c: &Self) {
+        let q = &c.queues[0];
+        let digests = q.conf().digests;
+        // SAFETY: nvme-core submits one AER at a time, after the previous
+        // one completed, so neither side still uses it for the previous one
+        // (as the C driver reuses `ctrl->async_req`).
+        let req = unsafe { &mut *c.async_req.get() };
         req.cmd.0 = [0; pdu::CMD_PDU_LEN + pdu::DIGEST_LEN];
         let Some(sqe) = req.sqe() else { return };
         sqe[0] = nb::nvme_admin_opcode_nvme_admin_async_event as u8;
@@ -631,16 +683,18 @@ unsafe impl CtrlOperations for TcpCtrl {
         req.send = SendState::Cmd { off: 0 };
         req.r2t_slot.store(Slot::Sending as u8, Ordering::Relaxed);
         c.aer_outstanding.store(true, Ordering::Release);
-        // SAFETY: `q` is queue 0 of this controller.
-        unsafe { (*q).queue_request(&mut c.async_req, true) };
+        q.queue_request(req, true);
     }
 
-    fn delete_ctrl(c: &mut Self) {
+    fn delete_ctrl(c: &Self) {
         c.err_work.flush();
-        c.teardown(true);
+        // SAFETY: nvme-core's delete work, with the controller DELETING:
+        // error recovery was flushed above and no reset or reconnect starts.
+        let p = unsafe { SetupPath::enter() };
+        c.teardown(&p, true);
     }
 
-    fn stop_ctrl(c: &mut Self) {
+    fn stop_ctrl(c: &Self) {
         c.err_work.flush();
         c.connect_work.cancel_sync();
     }
@@ -657,19 +711,26 @@ pub(crate) fn complete_async_event(c: &TcpCtrl, status: u16, result: u64) -> boo
 }
 
 /// Error recovery (C: `nvme_tcp_error_recovery_work`).
+///
+/// # Safety
+///
+/// Called by the workqueue with the `err_work` of a live controller.
 unsafe extern "C" fn err_work_fn(w: *mut kb::work_struct) {
     let off = core::mem::offset_of!(TcpCtrl, err_work);
     // SAFETY: `w` is the `err_work` of a live controller.
-    let c = unsafe { &mut *w.cast::<u8>().sub(off).cast::<TcpCtrl>() };
+    let c = unsafe { &*w.cast::<u8>().sub(off).cast::<TcpCtrl>() };
+    // SAFETY: error recovery runs only after the move to RESETTING, which
+    // nvme-core refuses while another reset, reconnect or delete runs.
+    let p = unsafe { SetupPath::enter() };
     let n = c.core();
     n.stop_keep_alive();
     n.flush_async_event_work();
-    c.teardown_io_queues(false);
+    c.teardown_io_queues(&p, false);
     if n.has_io_tagset() {
         // Fail pending requests fast.
         n.unquiesce_io_queues();
     }
-    c.teardown_admin_queue(false);
+    c.teardown_admin_queue(&p, false);
     n.unquiesce_admin_queue();
     if !n.change_state(nb::nvme_ctrl_state_NVME_CTRL_CONNECTING) {
         return;
@@ -678,14 +739,23 @@ unsafe extern "C" fn err_work_fn(w: *mut kb::work_struct) {
 }
 
 /// A delayed reconnect attempt (C: `nvme_tcp_reconnect_ctrl_work`).
+///
+/// # Safety
+///
+/// Called by the workqueue with the work of a live controller's
+/// `connect_work`.
 unsafe extern "C" fn connect_work_fn(w: *mut kb::work_struct) {
     let off = core::mem::offset_of!(TcpCtrl, connect_work) + DelayedWork::WORK_OFFSET;
     // SAFETY: `w` is the work of `connect_work` of a live controller.
-    let c = unsafe { &mut *w.cast::<u8>().sub(off).cast::<TcpCtrl>() };
+    let c = unsafe { &*w.cast::<u8>().sub(off).cast::<TcpCtrl>() };
+    // SAFETY: queued only by a set-up path that left the controller
+    // CONNECTING, and cancelled before delete (stop_ctrl): nothing else
+    // sets the controller up meanwhile.
+    let p = unsafe { SetupPath::enter() };
     let n = c.core();
     n.set_nr_reconnects(n.nr_reconnects() + 1);
     let max = c.core().opts().max_reconnects();
-    match c.setup(false) {
+    match c.setup(&p, false) {
         Ok(()) => {
             dev_info!(c.device(), "Successfully reconnected (attempt {}/{})\n", n.nr_reconnects(), max);
             n.set_nr_reconnects(0);
@@ -698,17 +768,25 @@ unsafe extern "C" fn connect_work_fn(w: *mut kb::work_struct) {
 }
 
 /// `nvme reset` (C: `nvme_reset_ctrl_work`).
+///
+/// # Safety
+///
+/// Called by nvme-core's workqueue with the `reset_work` of one of our
+/// live controllers.
 unsafe extern "C" fn reset_work_fn(w: *mut kb::work_struct) {
     let off = core::mem::offset_of!(TcpCtrl, ctrl) + core::mem::offset_of!(nb::nvme_ctrl, reset_work);
     // SAFETY: `w` is the `reset_work` of one of our live controllers.
-    let c = unsafe { &mut *w.cast::<u8>().sub(off).cast::<TcpCtrl>() };
+    let c = unsafe { &*w.cast::<u8>().sub(off).cast::<TcpCtrl>() };
+    // SAFETY: nvme-core queues reset work only after the move to
+    // RESETTING, which it refuses while another set-up path runs.
+    let p = unsafe { SetupPath::enter() };
     let n = c.core();
     n.stop();
-    c.teardown(false);
+    c.teardown(&p, false);
     if !n.change_state(nb::nvme_ctrl_state_NVME_CTRL_CONNECTING) {
         return;
     }
-    match c.setup(false) {
+    match c.setup(&p, false) {
         Ok(()) => dev_info!(c.device(), "Successfully reconnected\n"),
         Err(e) => {
             n.set_nr_reconnects(n.nr_reconnects() + 1);
@@ -762,7 +840,7 @@ fn queue_rq(q: &Queue, hctx: &HwCtx, rq: Request, req: &mut TcpRequest, last: bo
     if hctx.setup_cmd(rq).is_err() {
         return BLK_STS_IOERR;
     }
-    let digests = q.digests;
+    let digests = q.conf().digests;
     let (len, write) = (rq.payload_bytes(), rq.is_write());
     let icdoff = u32::from(c.core().icdoff());
     req.data_len = len;
@@ -777,7 +855,7 @@ fn queue_rq(q: &Queue, hctx: &HwCtx, rq: Request, req: &mut TcpRequest, last: bo
     // SAFETY: the request is started below and stays in flight until it
     // completes; the next queue_rq of this PDU starts the data over.
     unsafe { req.data.start(rq.as_raw(), write, len) };
-    let inline_max = q.cmnd_capsule_len.saturating_sub(pdu::SQE_LEN as u32);
+    let inline_max = q.conf().cmnd_capsule_len.saturating_sub(pdu::SQE_LEN as u32);
     req.inline_len = if write && len > 0 && len <= inline_max { len } else { 0 };
     let place = if len == 0 {
         DataPlacement::None
@@ -850,6 +928,6 @@ unsafe impl<const IO: bool> MqOperations for QueueOps<IO> {
         timeout(req, rq)
     }
     fn map_queues(c: &TcpCtrl, set: SetBeingMapped) {
-        set.nvmf_map(c.core(), &c.io_queues);
+        set.nvmf_map(c.core(), &c.io_queues.get());
     }
 }

@@ -14,8 +14,9 @@
 //!   the request's slot ([`crate::proto::r2t`]), never by touching the
 //!   send side's FIFO;
 //! - the socket callbacks (softirq) read [`SockCallbacks`] only;
-//! - the set-up fields (socket, digests, sizes) change only in `alloc` and
-//!   `free` (`&mut self`), while the queue is stopped and quiesced.
+//! - the set-up fields ([`QueueConf`]: socket, digests, sizes) change only
+//!   in `alloc` and `free`, on a controller set-up path, while the queue is
+//!   stopped and quiesced.
 
 use crate::ctrl::TcpCtrl;
 use crate::proto::crc;
@@ -287,6 +288,19 @@ impl Drop for RecvGuard<'_> {
     }
 }
 
+/// What a queue is set up with; changed only by [`Queue::alloc`] and
+/// [`Queue::free`], while nothing else uses the queue.
+pub(crate) struct QueueConf {
+    sock: Option<TcpSocket>,
+    pub(crate) digests: Digests,
+    maxh2cdata: u32,
+    pub(crate) cmnd_capsule_len: u32,
+    /// io_work receives with `read_sock()` (push) instead of
+    /// `sock_recvmsg()` (module parameter `read_sock`, for the A/B).
+    work_pushes: bool,
+    allocated: bool,
+}
+
 /// One queue of a controller.
 ///
 /// # Invariants
@@ -294,36 +308,31 @@ impl Drop for RecvGuard<'_> {
 /// Lives inside `TcpCtrl::queues`, which is allocated once per controller
 /// and never moves, so the raw pointers to it (the socket callbacks', the
 /// requests' `queue`, the work item) stay valid while it is allocated.
-/// `send` is touched only by io_work, `recv` only under `recv_busy`.
+/// `send` is touched only by io_work, `recv` only under `recv_busy`, and
+/// `conf` changes only in `alloc`/`free`, whose callers keep every other
+/// user away.
 pub(crate) struct Queue {
     ctrl: *const TcpCtrl,
     pub(crate) qid: u16,
-    sock: Option<TcpSocket>,
+    conf: UnsafeCell<QueueConf>,
     sk_ctx: SockCallbacks,
     io_work: Work,
     req_list: LList,
     send: UnsafeCell<SendSide>,
     recv: UnsafeCell<RecvSide>,
-    pub(crate) digests: Digests,
-    maxh2cdata: u32,
-    pub(crate) cmnd_capsule_len: u32,
     pub(crate) live: AtomicBool,
     /// `sk_ctx.io_cpu` was picked by `set_io_cpu` and counts in `CPU_QUEUES`.
     io_cpu_set: AtomicBool,
-    /// io_work receives with `read_sock()` (push) instead of
-    /// `sock_recvmsg()` (module parameter `read_sock`, for the A/B).
-    work_pushes: bool,
     /// Held by whoever runs a receive pass: io_work or a blk-mq poller.
     recv_busy: AtomicBool,
     /// Receive counters (debugfs `rnvme_tcp/queues`).
     pub(crate) stats: QueueStats,
-    allocated: bool,
 }
 
 // SAFETY: shared between blk-mq, io_work, pollers and the socket callbacks
-// on any CPU: `send` only by io_work, `recv` only under `recv_busy`, the
-// rest is atomics, work/llist/socket-callback wrappers that are `Sync`, or
-// set-up fields changed only through `&mut` (type invariant).
+// on any CPU: `send` only by io_work, `recv` only under `recv_busy`,
+// `conf` only changed while nobody else uses the queue (type invariant);
+// the rest is atomics and `Sync` wrappers (work item, llist, callbacks).
 unsafe impl Sync for Queue {}
 // SAFETY: as above; nothing in it is bound to a thread.
 unsafe impl Send for Queue {}
@@ -335,21 +344,23 @@ impl Queue {
         Self {
             ctrl,
             qid,
-            sock: None,
+            conf: UnsafeCell::new(QueueConf {
+                sock: None,
+                digests,
+                maxh2cdata: 0,
+                cmnd_capsule_len: 0,
+                work_pushes: false,
+                allocated: false,
+            }),
             sk_ctx: SockCallbacks::new(),
             io_work: Work::new(),
             req_list: LList::new(),
             send: UnsafeCell::new(SendSide::new()),
             recv: UnsafeCell::new(RecvSide::new(digests)),
-            digests,
-            maxh2cdata: 0,
-            cmnd_capsule_len: 0,
             live: AtomicBool::new(false),
             io_cpu_set: AtomicBool::new(false),
-            work_pushes: false,
             recv_busy: AtomicBool::new(false),
             stats: QueueStats::default(),
-            allocated: false,
         }
     }
 
@@ -362,29 +373,50 @@ impl Queue {
         self.ctrl().device()
     }
 
-    /// Connects the socket and installs the callbacks (C:
-    /// `nvme_tcp_alloc_queue`); the queue is not live yet.
-    pub(crate) fn alloc(&mut self, sock: TcpSocket, icresp: pdu::IcResp, work_pushes: bool) {
-        self.work_pushes = work_pushes;
-        self.sock = Some(sock);
-        self.digests = icresp.digests;
-        self.maxh2cdata = icresp.maxh2cdata;
-        *self.send.get_mut() = SendSide::new();
-        *self.recv.get_mut() = RecvSide::new(icresp.digests);
+    /// What the queue is set up with.
+    pub(crate) fn conf(&self) -> &QueueConf {
+        // SAFETY: changed only by `alloc`/`free`, whose callers keep every
+        // other user away meanwhile (type invariant).
+        unsafe { &*self.conf.get() }
+    }
+
+    /// Takes the connected socket and what ICResp negotiated (C:
+    /// `nvme_tcp_alloc_queue`); the queue is not live yet. `capsule_len`:
+    /// the command capsule size the controller accepts on this queue.
+    ///
+    /// # Safety
+    ///
+    /// Called from a controller set-up path (nvme-core runs one at a time)
+    /// while the queue is stopped and its blk-mq queue quiesced: no
+    /// io_work, poller, socket callback or `queue_rq` uses it meanwhile.
+    pub(crate) unsafe fn alloc(&self, sock: TcpSocket, icresp: pdu::IcResp, capsule_len: u32, work_pushes: bool) {
+        // SAFETY: nobody else uses the queue (caller), so these cells are
+        // ours for the call.
+        unsafe {
+            *self.conf.get() = QueueConf {
+                sock: Some(sock),
+                digests: icresp.digests,
+                maxh2cdata: icresp.maxh2cdata,
+                cmnd_capsule_len: capsule_len,
+                work_pushes,
+                allocated: true,
+            };
+            *self.send.get() = SendSide::new();
+            *self.recv.get() = RecvSide::new(icresp.digests);
+        }
         // Requests left from a failed connection were cancelled by
         // nvme-core: forget them.
         for _ in self.req_list.take_all() {}
-        // SAFETY: `io_work` is not in use (a queue is stopped before it is
-        // allocated again), and the queue never moves (type invariant).
+        // SAFETY: `io_work` is not in use (the queue is stopped), and the
+        // queue never moves (type invariant).
         unsafe { self.io_work.init(io_work_fn) };
-        self.allocated = true;
     }
 
     /// Starts receiving: hooks the socket callbacks up to io_work.
-    pub(crate) fn start_io(&mut self) {
+    pub(crate) fn start_io(&self) {
         let me: *const Queue = self;
         let work = self.io_work.as_raw();
-        if let Some(s) = &self.sock {
+        if let Some(s) = &self.conf().sock {
             // SAFETY: not installed (`stop` restored any earlier one);
             // `io_work` was initialised in `alloc`; the queue neither moves
             // nor goes away before `stop` restores the callbacks (type
@@ -397,7 +429,7 @@ impl Queue {
     /// queue's hardware context `hctx_idx` in `mq_map` (one entry per CPU
     /// id), so submission and io_work share a CPU (C:
     /// `nvme_tcp_set_queue_io_cpu`). Keeps it unbound when no CPU maps here.
-    pub(crate) fn set_io_cpu(&mut self, mq_map: &[c_uint], hctx_idx: c_uint) {
+    pub(crate) fn set_io_cpu(&self, mq_map: &[c_uint], hctx_idx: c_uint) {
         self.put_io_cpu();
         let mut best: Option<(usize, u32)> = None;
         let mut cpu: c_int = -1;
@@ -435,13 +467,13 @@ impl Queue {
     /// callbacks restored, socket shut down, io_work finished. Any context
     /// that may sleep (teardown, the timeout handler).
     pub(crate) fn stop(&self) {
-        if !self.allocated {
+        if !self.conf().allocated {
             return;
         }
         self.live.store(false, Ordering::SeqCst);
         self.put_io_cpu();
         self.sk_ctx.set_rd_enabled(false);
-        if let Some(s) = &self.sock {
+        if let Some(s) = &self.conf().sock {
             self.sk_ctx.restore(s);
             s.shutdown();
         }
@@ -456,12 +488,15 @@ impl Queue {
     }
 
     /// Releases the socket (C: `nvme_tcp_free_queue`).
-    pub(crate) fn free(&mut self) {
-        if !self.allocated {
-            return;
-        }
-        self.sock = None;
-        self.allocated = false;
+    ///
+    /// # Safety
+    ///
+    /// As for [`Self::alloc`]; the queue was stopped.
+    pub(crate) unsafe fn free(&self) {
+        // SAFETY: nobody else uses the queue (caller).
+        let conf = unsafe { &mut *self.conf.get() };
+        conf.sock = None;
+        conf.allocated = false;
     }
 
     /// Hands a request to io_work (from queue_rq, the AER, or an R2T).
@@ -532,7 +567,7 @@ impl Queue {
     }
 
     fn sock(&self) -> Result<&TcpSocket, c_int> {
-        self.sock.as_ref().ok_or(-(errno::ENOTCONN))
+        self.conf().sock.as_ref().ok_or(-(errno::ENOTCONN))
     }
 
     /// Sends `buf` without blocking; returns bytes sent.
@@ -545,7 +580,7 @@ impl Queue {
     /// data digests are on.
     fn send_data(&self, req: &mut TcpRequest, len: usize, more: bool) -> Result<usize, c_int> {
         let sock = self.sock()?;
-        let crc = if self.digests.data { Some(&mut req.snd_crc) } else { None };
+        let crc = if self.conf().digests.data { Some(&mut req.snd_crc) } else { None };
         req.data.send(sock, len, more, crc)
     }
 
@@ -572,14 +607,14 @@ impl Queue {
 
     /// Prepares the next H2CData PDU of the current R2T.
     fn setup_h2c(&self, req: &mut TcpRequest) {
-        let len = req.r2t_left.min(self.maxh2cdata);
+        let len = req.r2t_left.min(self.conf().maxh2cdata);
         req.r2t_left -= len;
         req.h2c_left = len;
         let last = req.r2t_left == 0;
         let cid = req.command_id();
-        let h = pdu::encode_h2c_data(self.digests, cid, req.ttag, req.h2c_offset, len, last);
+        let h = pdu::encode_h2c_data(self.conf().digests, cid, req.ttag, req.h2c_offset, len, last);
         req.h2c[..pdu::DATA_PDU_LEN].copy_from_slice(&h);
-        if self.digests.header {
+        if self.conf().digests.header {
             let d = crc::digest(&KernelCrc32c, &h);
             req.h2c[pdu::DATA_PDU_LEN..].copy_from_slice(&d);
         }
@@ -588,7 +623,7 @@ impl Queue {
 
     /// After a PDU's payload: its data digest, or what comes next.
     fn payload_done(&self, s: &mut SendSide, req: &mut TcpRequest) -> Result<(), c_int> {
-        if self.digests.data {
+        if self.conf().digests.data {
             req.ddgst = crc::finish(req.snd_crc);
             req.send = SendState::DataDigest { off: 0 };
             Ok(())
@@ -636,7 +671,7 @@ impl Queue {
         let more = !s.head.is_null();
         let n = match req.send {
             SendState::Cmd { off } => {
-                let total = pdu::CMD_PDU_LEN + self.digests.hdgst_len();
+                let total = pdu::CMD_PDU_LEN + self.conf().digests.hdgst_len();
                 let inline = req.inline_len > 0;
                 let n = self.send_buf(&req.cmd.0[off..total], inline || more)?;
                 if off + n == total {
@@ -653,7 +688,7 @@ impl Queue {
             }
             SendState::InlineData => {
                 let left = (req.inline_len - req.data_sent) as usize;
-                let n = self.send_data(req, left, more || self.digests.data)?;
+                let n = self.send_data(req, left, more || self.conf().digests.data)?;
                 req.data_sent += n as u32;
                 if req.data_sent == req.inline_len {
                     self.payload_done(s, req)?;
@@ -661,7 +696,7 @@ impl Queue {
                 n
             }
             SendState::H2CHeader { off } => {
-                let total = pdu::DATA_PDU_LEN + self.digests.hdgst_len();
+                let total = pdu::DATA_PDU_LEN + self.conf().digests.hdgst_len();
                 let n = self.send_buf(&req.h2c[off..total], true)?;
                 if off + n == total {
                     req.snd_crc = crc::SEED;
@@ -672,7 +707,7 @@ impl Queue {
                 n
             }
             SendState::H2CData => {
-                let n = self.send_data(req, req.h2c_left as usize, more || req.r2t_left > 0 || self.digests.data)?;
+                let n = self.send_data(req, req.h2c_left as usize, more || req.r2t_left > 0 || self.conf().digests.data)?;
                 req.h2c_left -= n as u32;
                 req.data_sent += n as u32;
                 req.h2c_offset += n as u32;
@@ -715,7 +750,7 @@ impl Queue {
     /// when a poller holds it.
     fn try_recv_pass(&self) -> Option<Result<recv::PassEnd, RecvError>> {
         let g = self.try_recv()?;
-        Some(if self.work_pushes {
+        Some(if self.conf().work_pushes {
             // read_sock() takes everything queued: the pass always drains.
             self.push_pass(g, true).map(|completions| recv::PassEnd { completions, drained: true })
         } else {
@@ -948,6 +983,10 @@ impl QueueIo for RecvCtx<'_> {
 
 /// The io_work item (C: `nvme_tcp_io_work`): send, then one receive pass,
 /// until neither makes progress or the 1 ms budget is used; then requeue.
+///
+/// # Safety
+///
+/// Called by the workqueue with the `io_work` of a live queue.
 unsafe extern "C" fn io_work_fn(work: *mut kb::work_struct) {
     let off = core::mem::offset_of!(Queue, io_work);
     // SAFETY: `work` is the `io_work` of a live queue (type invariant;
@@ -1003,6 +1042,11 @@ unsafe extern "C" fn io_work_fn(work: *mut kb::work_struct) {
 /// `read_sock()`'s actor for [`Queue::push_pass`]: runs the receive machine
 /// over `len` bytes of `skb` from `off` and returns how many it used (all
 /// of them unless the queue failed; the failure is in `push_result`).
+///
+/// # Safety
+///
+/// Called by `read_sock()` inside [`Queue::push_pass`] with its `PushCtx`
+/// and an skb it holds, with `len` bytes from `off`.
 unsafe extern "C" fn push_actor(ctx: *mut c_void, skb: *mut kb::sk_buff, off: c_uint, len: usize) -> c_int {
     // SAFETY: `ctx` is the `PushCtx` of the `push_pass` running `read_sock`,
     // which holds the queue's receive side.
@@ -1038,6 +1082,11 @@ unsafe extern "C" fn push_actor(ctx: *mut c_void, skb: *mut kb::sk_buff, off: c_
 /// `sk_state_change` on a closing socket (softirq): start error recovery,
 /// or, while the queue is still connecting, let io_work see the error now
 /// (its receive fails and the set-up command is failed at once).
+///
+/// # Safety
+///
+/// Called by the socket's state_change callback with the queue `start_io`
+/// installed, before `stop` restores the callbacks.
 unsafe extern "C" fn sk_error_fn(queue: *mut c_void) {
     // SAFETY: `queue` is the queue `start_io` installed, valid until `stop`
     // restores the callbacks under sk_callback_lock.

@@ -15,10 +15,13 @@ bash scripts/test-host.sh || failed_steps+=(host-tests)
 host_pass=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i } } END { print p + 0 }' build/host-test.log)
 host_fail=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^failed/) f += $i } } END { print f + 0 }' build/host-test.log)
 
-step "module: make module"
+step "module: make module (rustc and clippy lints, no warning allowed)"
 if make --no-print-directory module >build/module-build.log 2>&1; then
 	module_ok=1
-	grep -E 'warning|error' build/module-build.log | head -n 20 >&2 || true
+	if grep -q -E '^(warning|error)' build/module-build.log; then
+		grep -E -A6 '^(warning|error)' build/module-build.log | head -n 60 >&2
+		failed_steps+=(module-warnings)
+	fi
 else
 	module_ok=0
 	tail -n 40 build/module-build.log >&2

@@ -30,6 +30,12 @@ setup_toolchain() {
 		step "rust-src: installing"
 		logged "$RNVME_CACHE/logs/rust-src.log" rustup component add rust-src
 	fi
+	if command -v clippy-driver >/dev/null; then
+		step "clippy: present"
+	else
+		step "clippy: installing (the module is built with CLIPPY=1)"
+		logged "$RNVME_CACHE/logs/clippy.log" rustup component add clippy
+	fi
 	if command -v bindgen >/dev/null; then
 		step "bindgen: present ($(bindgen --version))"
 	else

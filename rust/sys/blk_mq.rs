@@ -8,7 +8,7 @@
 use super::bindings as nb;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
-use kernel::{bindings as kb, prelude::*};
+use kernel::{bindings as kb, prelude::*, types::Opaque};
 
 /// A request of one of our tag sets.
 ///
@@ -138,13 +138,21 @@ impl<'a, T: MqOperations> Tags<'a, T> {
 /// the owner is zero-filled) or allocated by nvme-core with
 /// `MqVTable<T>`'s ops ([`TagSet::ops`]), until nvme-core removes it.
 #[repr(transparent)]
-pub(crate) struct TagSet<T: MqOperations>(kb::blk_mq_tag_set, PhantomData<T>);
+pub(crate) struct TagSet<T: MqOperations>(Opaque<kb::blk_mq_tag_set>, PhantomData<T>);
 
 impl<T: MqOperations> TagSet<T> {
     /// The set, for nvme-core's `nvme_alloc_*_tag_set()`, which must be
     /// given [`Self::ops`] and `size_of::<T::RequestData>()`.
-    pub(crate) fn as_raw(&mut self) -> *mut kb::blk_mq_tag_set {
-        &raw mut self.0
+    pub(crate) fn as_raw(&self) -> *mut kb::blk_mq_tag_set {
+        self.0.get()
+    }
+
+    fn raw(&self) -> &kb::blk_mq_tag_set {
+        // SAFETY: nvme-core and blk-mq change the set only while they
+        // allocate, resize or remove it, from the owner's set-up paths;
+        // the readers here (the receive side's tag lookups) run between
+        // those, on started queues.
+        unsafe { &*self.0.get() }
     }
 
     /// The ops of this set.
@@ -159,16 +167,17 @@ impl<T: MqOperations> TagSet<T> {
 
     /// Hardware queues of the set (0 before allocation).
     pub(crate) fn nr_hw_queues(&self) -> u32 {
-        self.0.nr_hw_queues
+        self.raw().nr_hw_queues
     }
 
     /// The tags of hardware queue `idx`, if the set has them.
     pub(crate) fn tags(&self, idx: usize) -> Option<Tags<'_, T>> {
-        if self.0.tags.is_null() || idx >= self.0.nr_hw_queues as usize {
+        let set = self.raw();
+        if set.tags.is_null() || idx >= set.nr_hw_queues as usize {
             return None;
         }
         // SAFETY: an allocated set has `nr_hw_queues` entries in `tags`.
-        let t = unsafe { *self.0.tags.add(idx) };
+        let t = unsafe { *set.tags.add(idx) };
         // INVARIANT: tags of this set, whose ops are `MqVTable<T>`.
         NonNull::new(t).map(|t| Tags(t, PhantomData))
     }
@@ -176,10 +185,11 @@ impl<T: MqOperations> TagSet<T> {
     /// The CPU-to-hw-context map of map type `ty`, one entry per CPU id;
     /// `None` before the set has it.
     pub(crate) fn cpu_map(&self, ty: c_uint) -> Option<&[c_uint]> {
-        if ty >= self.0.nr_maps {
+        let set = self.raw();
+        if ty >= set.nr_maps {
             return None;
         }
-        let map = self.0.map.get(ty as usize)?.mq_map;
+        let map = set.map.get(ty as usize)?.mq_map;
         if map.is_null() {
             return None;
         }
@@ -327,7 +337,7 @@ impl<T: MqOperations> MqVTable<T> {
         match T::init_hctx(owner, idx) {
             Ok(q) => {
                 // SAFETY: `hctx` is being initialised by blk-mq.
-                unsafe { (*hctx).driver_data = (q as *const T::HwQueue).cast_mut().cast() };
+                unsafe { (*hctx).driver_data = core::ptr::from_ref(q).cast_mut().cast() };
                 0
             }
             Err(e) => e.to_errno(),

@@ -41,18 +41,18 @@ impl CtrlHandle {
 /// The `NVMF_OPT_*` bits, as `u32`.
 pub(crate) mod opt {
     use super::nb;
-    pub(crate) const TRADDR: u32 = nb::NVMF_OPT_TRADDR as u32;
-    pub(crate) const TRSVCID: u32 = nb::NVMF_OPT_TRSVCID as u32;
-    pub(crate) const CTRL_LOSS_TMO: u32 = nb::NVMF_OPT_CTRL_LOSS_TMO as u32;
-    pub(crate) const HDR_DIGEST: u32 = nb::NVMF_OPT_HDR_DIGEST as u32;
-    pub(crate) const DATA_DIGEST: u32 = nb::NVMF_OPT_DATA_DIGEST as u32;
-    pub(crate) const NR_WRITE_QUEUES: u32 = nb::NVMF_OPT_NR_WRITE_QUEUES as u32;
-    pub(crate) const NR_POLL_QUEUES: u32 = nb::NVMF_OPT_NR_POLL_QUEUES as u32;
-    pub(crate) const HOST_IFACE: u32 = nb::NVMF_OPT_HOST_IFACE as u32;
-    pub(crate) const HOST_TRADDR: u32 = nb::NVMF_OPT_HOST_TRADDR as u32;
-    pub(crate) const TOS: u32 = nb::NVMF_OPT_TOS as u32;
-    pub(crate) const RECONNECT_DELAY: u32 = nb::NVMF_OPT_RECONNECT_DELAY as u32;
-    pub(crate) const FAIL_FAST_TMO: u32 = nb::NVMF_OPT_FAIL_FAST_TMO as u32;
+    pub(crate) const TRADDR: u32 = nb::NVMF_OPT_TRADDR;
+    pub(crate) const TRSVCID: u32 = nb::NVMF_OPT_TRSVCID;
+    pub(crate) const CTRL_LOSS_TMO: u32 = nb::NVMF_OPT_CTRL_LOSS_TMO;
+    pub(crate) const HDR_DIGEST: u32 = nb::NVMF_OPT_HDR_DIGEST;
+    pub(crate) const DATA_DIGEST: u32 = nb::NVMF_OPT_DATA_DIGEST;
+    pub(crate) const NR_WRITE_QUEUES: u32 = nb::NVMF_OPT_NR_WRITE_QUEUES;
+    pub(crate) const NR_POLL_QUEUES: u32 = nb::NVMF_OPT_NR_POLL_QUEUES;
+    pub(crate) const HOST_IFACE: u32 = nb::NVMF_OPT_HOST_IFACE;
+    pub(crate) const HOST_TRADDR: u32 = nb::NVMF_OPT_HOST_TRADDR;
+    pub(crate) const TOS: u32 = nb::NVMF_OPT_TOS;
+    pub(crate) const RECONNECT_DELAY: u32 = nb::NVMF_OPT_RECONNECT_DELAY;
+    pub(crate) const FAIL_FAST_TMO: u32 = nb::NVMF_OPT_FAIL_FAST_TMO;
 }
 
 /// Connect options nvme-fabrics parsed (`struct nvmf_ctrl_options`).
@@ -165,7 +165,7 @@ impl CtrlOptions {
     }
     /// `reconnect_delay=` in seconds.
     pub(crate) fn reconnect_delay(&self) -> u32 {
-        self.raw().reconnect_delay as u32
+        self.raw().reconnect_delay
     }
     /// Reconnect attempts `ctrl_loss_tmo` allows (-1: forever).
     pub(crate) fn max_reconnects(&self) -> c_int {

@@ -150,7 +150,7 @@ impl RqData {
         if unsafe { nb::rnvme_iter_sendpages_ok((&raw const msg.msg_iter).cast(), len) } {
             flags |= kb::MSG_SPLICE_PAGES;
         }
-        msg.msg_flags = flags as _;
+        msg.msg_flags = flags;
         // SAFETY: the iterator covers the request's pages, pinned while it
         // is in flight (type invariant); the socket is valid.
         let n = unsafe { kb::sock_sendmsg(sock.as_raw(), &mut msg) };

@@ -370,11 +370,11 @@ pub(crate) unsafe trait CtrlOperations: Sized {
     /// nvme-core dropped its last reference: the controller goes.
     fn free_ctrl(this: KBox<Self>);
     /// Sends an Asynchronous Event Request (one at a time).
-    fn submit_async_event(this: &mut Self);
+    fn submit_async_event(this: &Self);
     /// Tears the controller down for deletion.
-    fn delete_ctrl(this: &mut Self);
+    fn delete_ctrl(this: &Self);
     /// Stops the controller's transport work before nvme-core stops it.
-    fn stop_ctrl(this: &mut Self);
+    fn stop_ctrl(this: &Self);
 }
 
 /// The `nvme_ctrl_ops` of `T`, filled in once at module load (they name
@@ -432,9 +432,9 @@ impl<T: CtrlOperations> CtrlOpsTable<T> {
     ///
     /// `n` is a controller using these ops (trait contract) and `'a` ends
     /// before its `free_ctrl`.
-    unsafe fn this<'a>(n: *mut nb::nvme_ctrl) -> &'a mut T {
+    unsafe fn this<'a>(n: *mut nb::nvme_ctrl) -> &'a T {
         // SAFETY: `n` is the first field of a `repr(C)` `T`.
-        unsafe { &mut *n.cast::<T>() }
+        unsafe { &*n.cast::<T>() }
     }
 
     /// # Safety
@@ -471,6 +471,10 @@ impl<T: CtrlOperations> CtrlOpsTable<T> {
     }
 
     /// `nvmf_get_virt_boundary()`: fabrics have no virtual boundary.
+    ///
+    /// # Safety
+    ///
+    /// None needed: the arguments are not used.
     unsafe extern "C" fn get_virt_boundary(_n: *mut nb::nvme_ctrl, _is_admin: bool) -> c_ulong {
         0
     }

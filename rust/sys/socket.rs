@@ -135,7 +135,7 @@ impl TcpSocket {
     pub(crate) fn send_nonblocking(&self, buf: &[u8], more: bool) -> core::result::Result<usize, c_int> {
         let mut iov = kb::kvec { iov_base: buf.as_ptr().cast_mut().cast(), iov_len: buf.len() };
         let flags = kb::MSG_DONTWAIT | if more { kb::MSG_MORE } else { kb::MSG_EOR };
-        let mut msg = kb::msghdr { msg_flags: flags as _, ..Default::default() };
+        let mut msg = kb::msghdr { msg_flags: flags, ..Default::default() };
         // SAFETY: `iov` covers `buf`, alive for the call; the socket is
         // valid by the invariant.
         let n = unsafe { kb::kernel_sendmsg(self.as_raw(), &mut msg, &mut iov, 1, buf.len()) };
@@ -173,7 +173,7 @@ impl TcpSocket {
     /// errors are negative errnos as the socket layer returns them.
     pub(crate) fn recv(&self, buf: &mut [u8], flags: c_int) -> core::result::Result<usize, c_int> {
         let mut iov = kb::kvec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-        let mut msg = kb::msghdr { msg_flags: flags as _, ..Default::default() };
+        let mut msg = kb::msghdr { msg_flags: flags as c_uint, ..Default::default() };
         // SAFETY: `iov` covers `buf`, writable and alive for the call; the
         // socket is valid by the invariant.
         let n = unsafe { kb::kernel_recvmsg(self.as_raw(), &mut msg, &mut iov, 1, buf.len(), flags) };

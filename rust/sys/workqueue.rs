@@ -2,6 +2,7 @@
 //! The module's workqueue (`rnvme_tcp_wq`), where io_work and err_work run.
 
 use super::bindings as nb;
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{error::to_result, prelude::*};
 
 /// Owns the module's workqueue; destroys it when dropped.
@@ -46,13 +47,13 @@ pub(crate) type WorkFn = unsafe extern "C" fn(*mut kernel::bindings::work_struct
 #[repr(C)]
 pub(crate) struct Work {
     work: kernel::types::Opaque<kernel::bindings::work_struct>,
-    ready: bool,
+    ready: AtomicBool,
 }
 
 impl Work {
     /// Not initialised: queueing and cancelling do nothing.
     pub(crate) fn new() -> Self {
-        Self { work: kernel::types::Opaque::zeroed(), ready: false }
+        Self { work: kernel::types::Opaque::zeroed(), ready: AtomicBool::new(false) }
     }
 
     /// Initialises the item to run `f`.
@@ -62,11 +63,11 @@ impl Work {
     /// The item is not queued or running, and its owner does not move from
     /// here on; `f` may be called (from the workqueue) any time until the
     /// item is cancelled.
-    pub(crate) unsafe fn init(&mut self, f: WorkFn) {
+    pub(crate) unsafe fn init(&self, f: WorkFn) {
         // SAFETY: by the caller's guarantee nobody uses the item now.
         unsafe { nb::rnvme_init_work(self.work.get().cast(), Some(f)) };
         // INVARIANT: initialised where it stays.
-        self.ready = true;
+        self.ready.store(true, Ordering::Release);
     }
 
     /// The `work_struct`, for the socket callbacks that queue it.
@@ -78,12 +79,12 @@ impl Work {
     /// if it was already queued (or not initialised).
     pub(crate) fn queue_on(&self, cpu: c_int) -> bool {
         // SAFETY: initialised where it is (invariant).
-        self.ready && unsafe { nb::rnvme_queue_work(self.work.get().cast(), cpu) }
+        self.ready.load(Ordering::Acquire) && unsafe { nb::rnvme_queue_work(self.work.get().cast(), cpu) }
     }
 
     /// Cancels the item and waits for a run in progress to finish.
     pub(crate) fn cancel_sync(&self) {
-        if self.ready {
+        if self.ready.load(Ordering::Acquire) {
             // SAFETY: as above.
             unsafe { kernel::bindings::cancel_work_sync(self.work.get()) };
         }
@@ -91,7 +92,7 @@ impl Work {
 
     /// Waits for a queued or running item to finish.
     pub(crate) fn flush(&self) {
-        if self.ready {
+        if self.ready.load(Ordering::Acquire) {
             // SAFETY: as above.
             unsafe { kernel::bindings::flush_work(self.work.get()) };
         }
@@ -106,7 +107,7 @@ impl Work {
 #[repr(C)]
 pub(crate) struct DelayedWork {
     dwork: kernel::types::Opaque<kernel::bindings::delayed_work>,
-    ready: bool,
+    ready: AtomicBool,
 }
 
 impl DelayedWork {
@@ -118,22 +119,22 @@ impl DelayedWork {
     /// # Safety
     ///
     /// As for [`Work::init`].
-    pub(crate) unsafe fn init(&mut self, f: WorkFn) {
+    pub(crate) unsafe fn init(&self, f: WorkFn) {
         // SAFETY: by the caller's guarantee nobody uses the item now.
         unsafe { nb::rnvme_init_delayed_work(self.dwork.get().cast(), Some(f)) };
         // INVARIANT: initialised where it stays.
-        self.ready = true;
+        self.ready.store(true, Ordering::Release);
     }
 
     /// Queues the item to run in `secs` seconds.
     pub(crate) fn queue_in(&self, secs: u32) -> bool {
         // SAFETY: initialised where it is (invariant).
-        self.ready && unsafe { nb::rnvme_queue_delayed_work(self.dwork.get().cast(), secs) }
+        self.ready.load(Ordering::Acquire) && unsafe { nb::rnvme_queue_delayed_work(self.dwork.get().cast(), secs) }
     }
 
     /// Cancels the item and waits for a run in progress to finish.
     pub(crate) fn cancel_sync(&self) {
-        if self.ready {
+        if self.ready.load(Ordering::Acquire) {
             // SAFETY: as above.
             unsafe { kernel::bindings::cancel_delayed_work_sync(self.dwork.get()) };
         }
