@@ -655,10 +655,27 @@ impl Queue {
         Ok(())
     }
 
-    /// Sends what it can of the current request. `Ok(true)` when progress
-    /// was made, `Ok(false)` when there is nothing to send or the socket is
-    /// full.
+    /// Sends the current request's PDUs (capsule and in-capsule data, or an
+    /// H2CData header, payload and digest) until it is sent for now or the
+    /// socket is full, as the C driver's `nvme_tcp_try_send()`: io_work
+    /// receives between requests, not between the pieces of one.
+    /// `Ok(true)` when progress was made, `Ok(false)` when there is nothing
+    /// to send or the socket is full.
     fn try_send(&self, s: &mut SendSide) -> Result<bool, c_int> {
+        let mut progress = false;
+        loop {
+            match self.send_step(s) {
+                Ok(true) if !s.cur.is_null() => progress = true,
+                Ok(sent) => return Ok(progress || sent),
+                Err(e) if progress && e == -(errno::EAGAIN) => return Ok(true),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One send call for the current request (taking the next one when
+    /// there is none). `Ok(true)` when bytes went out.
+    fn send_step(&self, s: &mut SendSide) -> Result<bool, c_int> {
         if s.cur.is_null() {
             self.take_new_requests(s)?;
             s.cur = s.pop();
