@@ -236,10 +236,9 @@ impl TcpCtrl {
         for qid in 0..nr_queues {
             queues.push(Queue::new(me, qid as u16), GFP_KERNEL)?;
         }
-        // SAFETY: `me` is the box's storage. All-zero is valid for the C
-        // structs, pointers, integers, bools and atomics; every field for
-        // which it is not (the vector, the addresses, the AER request) is
-        // written right after, before `assume_init`.
+        // All-zero is valid for the C structs, pointers, integers, bools and
+        // atomics; the fields for which it is not are written right after.
+        // SAFETY: `me` is the box's storage, initialised before `assume_init`.
         unsafe {
             core::ptr::write_bytes(me, 0, 1);
             core::ptr::write(&raw mut (*me).queues, queues);

@@ -417,10 +417,9 @@ impl Queue {
         let me: *const Queue = self;
         let work = self.io_work.as_raw();
         if let Some(s) = &self.conf().sock {
-            // SAFETY: not installed (`stop` restored any earlier one);
-            // `io_work` was initialised in `alloc`; the queue neither moves
-            // nor goes away before `stop` restores the callbacks (type
-            // invariant).
+            // `stop` restored any earlier install; `io_work` was initialised
+            // in `alloc`. SAFETY: so not installed now, and the queue neither
+            // moves nor goes away before `stop` restores (type invariant).
             unsafe { self.sk_ctx.install(s, work, WORK_CPU_UNBOUND, me.cast_mut().cast(), sk_error_fn) };
         }
     }
@@ -749,10 +748,9 @@ impl Queue {
 
     /// The request a command id names on this queue, if it is in flight.
     fn find_request<'r>(&self, cid: u16) -> Option<&'r mut TcpRequest> {
-        // SAFETY: the controller owns its queues and outlives them and
-        // their requests; the borrow is not tied to `self` so the queue
-        // stays usable while the request (blk-mq memory, not the queue's)
-        // is handled, until it completes.
+        // The borrow is not tied to `self`: the request is blk-mq memory,
+        // handled until it completes. SAFETY: the controller owns its
+        // queues and outlives them and their requests.
         let c: &'r TcpCtrl = unsafe { &*self.ctrl };
         c.find_request(self.qid, cid).map(|(_, req)| req)
     }

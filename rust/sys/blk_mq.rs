@@ -121,10 +121,9 @@ impl<'a, T: MqOperations> Tags<'a, T> {
         let rq = unsafe { nb::rnvme_nvme_find_rq(self.0.as_ptr().cast(), cid) };
         // SAFETY: a request of these tags, in flight (found by its cid).
         let rq = unsafe { Request::from_raw(rq.cast()) }?;
+        // The `&mut` is the in-flight request's (blk-mq memory, not the set's).
         // SAFETY: every request of a tag set using `T` carries the
-        // `T::RequestData` init_request wrote into its PDU. It is blk-mq
-        // memory, not the set's: the `&mut` is the in-flight request's,
-        // which only its queue's receive path handles.
+        // `T::RequestData` init_request wrote into its PDU.
         let data = unsafe { &mut *kb::blk_mq_rq_to_pdu(rq.as_raw()).cast::<T::RequestData>() };
         Some((rq, data))
     }
@@ -148,10 +147,9 @@ impl<T: MqOperations> TagSet<T> {
     }
 
     fn raw(&self) -> &kb::blk_mq_tag_set {
+        // Readers here (tag lookups) run on started queues, between set-ups.
         // SAFETY: nvme-core and blk-mq change the set only while they
-        // allocate, resize or remove it, from the owner's set-up paths;
-        // the readers here (the receive side's tag lookups) run between
-        // those, on started queues.
+        // allocate, resize or remove it, on the owner's set-up paths.
         unsafe { &*self.0.get() }
     }
 
