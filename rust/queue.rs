@@ -197,6 +197,11 @@ impl TcpRequest {
         let mut cur = self.r2t_slot.load(Ordering::Acquire);
         loop {
             let (next, action) = r2t::transition(Slot::from_u8(cur), ev, cid)?;
+            // Every new command is `Taken` in `Sending`: no locked operation
+            // on the hot path when nothing changes.
+            if next as u8 == cur {
+                return Ok(action);
+            }
             match self.r2t_slot.compare_exchange(cur, next as u8, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => return Ok(action),
                 Err(now) => cur = now,
@@ -1051,7 +1056,7 @@ unsafe extern "C" fn io_work_fn(work: *mut kb::work_struct) {
             break;
         }
     }
-    q.io_work.queue_on(q.sk_ctx.io_cpu());
+    q.kick();
 }
 
 /// `read_sock()`'s actor for [`Queue::push_pass`]: runs the receive machine
