@@ -12,6 +12,12 @@ for mode in none hdr data both; do
 	ctrl=$(rust_connect "${flags[@]}") || fail "connect with digests '$mode' failed"
 	assert_rust_ctrl "$ctrl" || fail "$ctrl is not served by rnvme_tcp"
 	dev=$(ns_dev_of "$ctrl") || fail "no namespace block device"
+	# Every queue of the controller negotiated exactly these digests.
+	case $mode in none) want="hdgst=0 ddgst=0" ;; hdr) want="hdgst=1 ddgst=0" ;; data) want="hdgst=0 ddgst=1" ;; both) want="hdgst=1 ddgst=1" ;; esac
+	queues=$(grep "^$ctrl qid " /sys/kernel/debug/rnvme_tcp/queues) || fail "no debugfs lines for $ctrl"
+	nq=$(grep -c . <<<"$queues"); ok=$(grep -c -- " $want " <<<"$queues")
+	[ "$nq" -ge 2 ] && [ "$ok" = "$nq" ] || { sed 's/^/#   /' <<<"$queues"; fail "digests '$mode': $ok of $nq queues show '$want'"; }
+	log "digests '$mode': all $nq queues show $want"
 	n=0
 	for bs in 4k 64k 1M; do
 		for engine in libaio io_uring; do
