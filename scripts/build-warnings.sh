@@ -5,6 +5,7 @@
 #   scripts/build-warnings.sh LOG
 set -uo pipefail
 log=$1
+[ -s "$log" ] || { echo "build: no build log at $log" >&2; exit 1; }
 pat='^(warning|error)(\[[A-Za-z0-9_:]+\])?:|^[^ :]+:[0-9]+(:[0-9]+)?: (warning|error):|^WARNING: |^ERROR: '
 hits=$(grep -E -c -- "$pat" "$log")
 [ "${hits:-0}" -eq 0 ] && exit 0

@@ -28,7 +28,7 @@ names=()
 if [ $# -gt 0 ]; then
 	for t in "$@"; do
 		t=$(basename "${t%.sh}")
-		f=$(cd tests/vm && ls t*-"$t".sh "$t".sh 2>/dev/null | head -n1)
+		f=$(cd tests/vm && ls t[0-9][0-9]-"$t".sh "$t"-*.sh 2>/dev/null | head -n1)
 		[ -n "$f" ] || die "no test '$t' in tests/vm"
 		n=${f%.sh}; names+=("${n#t[0-9][0-9]-}")
 	done
@@ -81,8 +81,8 @@ step "vm: $total tests in $jobs VM(s) ($accel); logs under $out"
 # at its timeout, reported TIMEOUT, and keeps what it printed).
 run_detector() {
 	local dir=$1 rc=0 k=() h=()
-	TEST_TIMEOUT=20 qemu/run-vm.sh --quiet --timeout 400 --out "$dir/vm" -- \
-		bash tests/vm/run.sh kasan-oob-access hangs >"$dir/run.log" 2>&1 || rc=$?
+	qemu/run-vm.sh --quiet --timeout 400 --out "$dir/vm" -- \
+		TEST_TIMEOUT=20 bash tests/vm/run.sh kasan-oob-access hangs >"$dir/run.log" 2>&1 || rc=$?
 	[ $rc -ne 0 ] || k+=("the VM run passed although the fixture read out of bounds")
 	grep -q '^not ok 1 kasan-oob-access # KERNEL PROBLEM' "$dir/vm/ktap.txt" 2>/dev/null ||
 		k+=("the runner did not fail the fixture for a kernel problem")

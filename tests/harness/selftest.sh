@@ -94,6 +94,7 @@ check "console: a UBSAN report fails the run" 1 'UBSAN' -- "$root/scripts/consol
 
 # --- warnings in the module build log (scripts/build-warnings.sh) ------------
 printf '  RUSTC [M] rust/rnvme_tcp.o\n  CC [M]  rust/sys/helpers.o\n  LD [M]  rnvme_tcp.ko\n' >"$tmp/build-clean"
+check "build: a missing build log fails" 1 'no build log' -- "$root/scripts/build-warnings.sh" "$tmp/no-such-log"
 check "build: a clean log passes" 0 '' -- "$root/scripts/build-warnings.sh" "$tmp/build-clean"
 { cat "$tmp/build-clean"; echo "rust/sys/helpers.c:12:5: warning: unused variable 'x' [-Wunused-variable]"; } >"$tmp/build-c"
 check "build: a C compiler warning fails" 1 'helpers.c:12:5: warning' -- "$root/scripts/build-warnings.sh" "$tmp/build-c"

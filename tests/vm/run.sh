@@ -24,7 +24,7 @@ tests=()
 if [ $# -gt 0 ]; then
 	for t in "$@"; do
 		t=$(basename "${t%.sh}")
-		f=$(ls t*-"$t".sh "$t".sh fixtures/"$t".sh 2>/dev/null | head -n1)
+		f=$(ls t[0-9][0-9]-"$t".sh "$t"-*.sh fixtures/"$t".sh 2>/dev/null | head -n1)
 		[ -n "$f" ] || { echo "no test '$t'" >&2; exit 2; }
 		tests+=("$f")
 	done
