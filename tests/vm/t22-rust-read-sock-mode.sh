@@ -19,7 +19,7 @@ for digests in "" "--hdr-digest --data-digest"; do
 	assert_rust_ctrl "$ctrl" || fail "$ctrl is not served by rnvme_tcp"
 	dev=$(ns_dev_of "$ctrl") || fail "no namespace block device"
 	for bs in 4k 64k 1M; do
-		run_fio --name="rs-$bs" --filename="$dev" --rw=randwrite --bs=$bs --size=8M --ioengine=libaio --iodepth=16 \
+		run_fio --name="rs-$bs" --filename="$dev" --rw=randwrite --bs=$bs --size=4M --ioengine=libaio --iodepth=16 \
 			--direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1 || fail "fio $bs ($digests) failed"
 	done
 	line=$(grep "^$ctrl qid 1 " /sys/kernel/debug/rnvme_tcp/queues) || fail "no counters for $ctrl qid 1"
