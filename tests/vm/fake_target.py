@@ -93,8 +93,11 @@ else:
     recv_exact(c, plen - 72)
     cid = struct.unpack_from("<H", cap, 8 + 2)[0]
     if MODE == "rsp-dup-cid":
-        # Connect answered twice: the second names a command that completed.
-        c.sendall(rsp(cid) + rsp(cid))
+        # Connect answered twice. nvme-core bumps a tag's generation (the
+        # command id's top 4 bits) when its command completes, so the second
+        # answer names the now free request by the id its next command would
+        # carry.
+        c.sendall(rsp(cid) + rsp((cid + 0x1000) & 0xFFFF))
     elif MODE == "identify-short":
         # Identify (a 4 KiB read) answered with SUCCESS after 512 bytes of data.
         c.sendall(rsp(cid))
