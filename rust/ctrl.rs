@@ -9,7 +9,7 @@ use crate::proto::pdu::{self, DataPlacement, Digests, IcResp};
 use crate::proto::r2t::Slot;
 use crate::queue::{Queue, SendState, TcpRequest};
 use crate::sys::bindings as nb;
-use crate::sys::blk_mq::{self, HwCtx, MqOperations, Request, SetBeingMapped, TagSet, BLK_STS_IOERR};
+use crate::sys::blk_mq::{self, HwCtx, Lookup, MqOperations, Request, SetBeingMapped, TagSet, BLK_STS_IOERR};
 use crate::sys::fabrics::{opt, CtrlHandle, CtrlOptions, Transport};
 use crate::sys::fmt::Shown;
 use crate::sys::nvme::{nvme_result, CtrlOperations, CtrlOpsTable, NvmeCtrl};
@@ -220,11 +220,11 @@ impl TcpCtrl {
     }
 
     /// The in-flight request of queue `qid` that command id `cid` names.
-    pub(crate) fn find_request(&self, qid: u16, cid: u16) -> Option<(Request, &mut TcpRequest)> {
+    pub(crate) fn find_request(&self, qid: u16, cid: u16) -> Result<(Request, &mut TcpRequest), Lookup> {
         if qid == 0 {
-            self.admin_tag_set.tags(0)?.find(cid)
+            self.admin_tag_set.tags(0).ok_or(Lookup::Unknown)?.find(cid)
         } else {
-            self.tag_set.tags(usize::from(qid) - 1)?.find(cid)
+            self.tag_set.tags(usize::from(qid) - 1).ok_or(Lookup::Unknown)?.find(cid)
         }
     }
 
@@ -920,7 +920,10 @@ unsafe impl<const IO: bool> MqOperations for QueueOps<IO> {
     fn poll(q: &Queue) -> c_int {
         q.poll()
     }
-    fn complete(rq: Request) {
+    fn complete(rq: Request, req: &mut TcpRequest) {
+        // Whoever completed it (a response, a cancel, a timeout), its pages
+        // go back to their owner: no data phase may point at them.
+        req.data.clear();
         blk_mq::nvme_complete_rq(rq);
     }
     fn timeout(rq: Request, req: &mut TcpRequest) -> kb::blk_eh_timer_return {

@@ -26,7 +26,7 @@ use crate::proto::r2t::{self, Slot, SlotAction, SlotEvent};
 use crate::proto::recv::{self, Event, QueueIo, RecvError, RecvMachine};
 use crate::stats::QueueStats;
 use crate::sys::bindings as nb;
-use crate::sys::blk_mq::Request;
+use crate::sys::blk_mq::{Lookup, Request};
 use crate::sys::fmt::Shown;
 use crate::sys::iov::{DataPhase, KernelCrc32c, RqData, SkbRange};
 use crate::sys::llist::LList;
@@ -172,6 +172,14 @@ impl TcpRequest {
     /// capsule buffer is longer than header plus SQE).
     pub(crate) fn sqe(&mut self) -> Option<&mut [u8; pdu::SQE_LEN]> {
         self.cmd.0[pdu::HDR_LEN..].first_chunk_mut::<{ pdu::SQE_LEN }>()
+    }
+
+    /// Completes the request (C: `nvme_tcp_end_request`). Its data phase
+    /// ends here: the pages go back to their owner, and a later PDU for
+    /// this command id finds the request not in flight.
+    fn end(&mut self, status: u16, result: u64) {
+        self.data.clear();
+        self.rq().end(status, result);
     }
 
     /// Writes the capsule header and, with header digests, its digest.
@@ -751,18 +759,25 @@ impl Queue {
         Ok(n > 0)
     }
 
-    /// The request a command id names on this queue, if it is in flight.
-    fn find_request<'r>(&self, cid: u16) -> Option<&'r mut TcpRequest> {
+    /// The in-flight request a command id of a `what` PDU names on this
+    /// queue; any other id is a protocol error, logged with the queue and
+    /// the id (`Err` is the positive errno that stops the queue).
+    fn find_request<'r>(&self, what: &str, cid: u16) -> Result<&'r mut TcpRequest, i32> {
         // The borrow is not tied to `self`: the request is blk-mq memory,
         // handled until it completes. SAFETY: the controller owns its
         // queues and outlives them and their requests.
         let c: &'r TcpCtrl = unsafe { &*self.ctrl };
-        c.find_request(self.qid, cid).map(|(_, req)| req)
-    }
-
-    fn bad_cid(&self, what: &str, cid: u16) -> c_int {
-        dev_err!(self.dev(), "queue {}: {} for unknown command id {:#x}\n", self.qid, what, cid);
-        -(errno::EPROTO)
+        match c.find_request(self.qid, cid) {
+            Ok((_, req)) => Ok(req),
+            Err(Lookup::Unknown) => {
+                dev_err!(self.dev(), "queue {}: {} for unknown command id {:#x}\n", self.qid, what, cid);
+                Err(errno::EPROTO)
+            }
+            Err(Lookup::NotInFlight) => {
+                dev_err!(self.dev(), "queue {}: {} for command id {:#x}, which is not in flight\n", self.qid, what, cid);
+                Err(errno::EPROTO)
+            }
+        }
     }
 
     /// One receive pass from io_work, if no poller is in one: io_work and
@@ -934,17 +949,13 @@ impl QueueIo for RecvCtx<'_> {
                 {
                     return Ok(true);
                 }
-                let Some(req) = q.find_request(cqe.command_id) else {
-                    return Err(-q.bad_cid("response", cqe.command_id));
-                };
+                let req = q.find_request("response", cqe.command_id)?;
                 let status = if req.status == 0 { cqe.status } else { req.status };
-                req.rq().end(status, cqe.result);
+                req.end(status, cqe.result);
                 Ok(true)
             }
             Event::DataBegin(d) => {
-                let Some(req) = q.find_request(d.command_id) else {
-                    return Err(-q.bad_cid("c2h data", d.command_id));
-                };
+                let req = q.find_request("c2h data", d.command_id)?;
                 // Only a read may receive data: a write's pages are the
                 // data to send, never a destination.
                 let expected = if req.write { 0 } else { req.data_len };
@@ -971,15 +982,13 @@ impl QueueIo for RecvCtx<'_> {
                 }
                 if d.success {
                     let st = req.status;
-                    req.rq().end(st, 0);
+                    req.end(st, 0);
                     return Ok(true);
                 }
                 Ok(false)
             }
             Event::R2T(r) => {
-                let Some(req) = q.find_request(r.command_id) else {
-                    return Err(-q.bad_cid("r2t", r.command_id));
-                };
+                let req = q.find_request("r2t", r.command_id)?;
                 // Record it for the send side, then hand over: the send
                 // side checks it against what it sent and builds the
                 // H2CData PDUs (it alone touches the send fields).

@@ -71,8 +71,8 @@ impl Request {
 
     /// Completes the request with the controller's `status` and `result`
     /// (C: `nvme_tcp_end_request`). Callers complete each request once:
-    /// nvme-core's generation counter in the command id makes a second
-    /// response for the same tag unknown ([`Tags::find`] fails).
+    /// from then on it is not in flight, so a second response for its
+    /// command id finds nothing ([`Tags::find`] fails).
     pub(crate) fn end(self, status: u16, result: u64) {
         // SAFETY: an in-flight request (invariant).
         unsafe { nb::rnvme_end_request(self.0.as_ptr().cast(), status, result) };
@@ -113,20 +113,46 @@ impl HwCtx {
 pub(crate) struct Tags<'a, T: MqOperations>(NonNull<kb::blk_mq_tags>, PhantomData<&'a TagSet<T>>);
 
 impl<'a, T: MqOperations> Tags<'a, T> {
-    /// The in-flight request and its driver data a command id names
-    /// (`nvme_find_rq()`: checks the tag range and the generation, so a
-    /// stale or made-up id gives `None`).
-    pub(crate) fn find(self, cid: u16) -> Option<(Request, &'a mut T::RequestData)> {
+    /// The in-flight request and its driver data a command id names.
+    ///
+    /// `nvme_find_rq()` checks the tag range and the generation, but the
+    /// generation of a tag only moves when its next command is set up, so
+    /// the id of a command that already completed still names its (now
+    /// completing or free) request. Only a request blk-mq has in flight
+    /// (`MQ_RQ_IN_FLIGHT`: started, not yet completed) is handed out.
+    pub(crate) fn find(self, cid: u16) -> Result<(Request, &'a mut T::RequestData), Lookup> {
         // SAFETY: valid tags (invariant).
         let rq = unsafe { nb::rnvme_nvme_find_rq(self.0.as_ptr().cast(), cid) };
-        // SAFETY: a request of these tags, in flight (found by its cid).
-        let rq = unsafe { Request::from_raw(rq.cast()) }?;
+        if rq.is_null() {
+            return Err(Lookup::Unknown);
+        }
+        let rq: *mut kb::request = rq.cast();
+        // `blk_mq_rq_state()`: READ_ONCE(rq->state).
+        // SAFETY: `rq` is a request of these tags (found above); blk-mq
+        // allocates them with the tag set and keeps them until it goes.
+        let state = unsafe { core::ptr::read_volatile(&raw const (*rq).state) };
+        if state != kb::mq_rq_state_MQ_RQ_IN_FLIGHT {
+            return Err(Lookup::NotInFlight);
+        }
+        // SAFETY: a request of these tags, in flight (checked above).
+        let rq = unsafe { Request::from_raw(rq) }.ok_or(Lookup::Unknown)?;
         // The `&mut` is the in-flight request's (blk-mq memory, not the set's).
         // SAFETY: every request of a tag set using `T` carries the
         // `T::RequestData` init_request wrote into its PDU.
         let data = unsafe { &mut *kb::blk_mq_rq_to_pdu(rq.as_raw()).cast::<T::RequestData>() };
-        Some((rq, data))
+        Ok((rq, data))
     }
+}
+
+/// Why a command id names no request ([`Tags::find`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// No request of the tag set has this tag and generation.
+    Unknown,
+    /// The request exists but is not in flight: its command completed (or
+    /// was never started), and a second completion or data for it would
+    /// reach memory handed back to its owner.
+    NotInFlight,
 }
 
 /// A blk-mq tag set whose requests carry `T::RequestData`.
@@ -226,8 +252,9 @@ pub(crate) unsafe trait MqOperations: Sized {
     fn commit_rqs(q: &Self::HwQueue);
     /// Polls for completions: how many, or a negative errno.
     fn poll(q: &Self::HwQueue) -> c_int;
-    /// The request is done (after `Request::end`).
-    fn complete(rq: Request);
+    /// The request is done (after `Request::end`, a cancel or a timeout);
+    /// `data` is its driver data, no longer used by anyone else.
+    fn complete(rq: Request, data: &mut Self::RequestData);
     /// The request timed out.
     fn timeout(rq: Request, data: &mut Self::RequestData) -> kb::blk_eh_timer_return;
     /// Fills in the set's CPU maps.
@@ -380,9 +407,11 @@ impl<T: MqOperations> MqVTable<T> {
     ///
     /// Called by blk-mq to complete a request of ours.
     unsafe extern "C" fn complete(rq: *mut kb::request) {
-        // SAFETY: a valid request of ours.
-        if let Some(r) = unsafe { Request::from_raw(rq) } {
-            T::complete(r);
+        // SAFETY: a valid request of ours, with driver data; completing,
+        // so no other context uses that data any more.
+        let (r, data) = unsafe { (Request::from_raw(rq), Self::data(rq)) };
+        if let Some(r) = r {
+            T::complete(r, data);
         }
     }
 
