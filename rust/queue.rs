@@ -19,6 +19,7 @@
 //!   stopped and quiesced.
 
 use crate::ctrl::TcpCtrl;
+use crate::proto::completion::{self, Completion};
 use crate::proto::crc;
 use crate::proto::errno;
 use crate::proto::pdu::{self, Digests, ProtoError, R2T};
@@ -780,6 +781,19 @@ impl Queue {
         }
     }
 
+    /// The status `req` (command id `cid`) completes with when the target
+    /// reports `target_status` ([`completion::complete`]); a read that
+    /// ends before all its data arrived is logged and fails with a
+    /// transfer error.
+    fn completion_status(&self, req: &TcpRequest, cid: u16, target_status: u16) -> u16 {
+        let to_host = if req.write { 0 } else { req.data_len };
+        let c = completion::complete(req.status, target_status, to_host, req.data_recvd);
+        if let Completion::ShortRead { got, want } = c {
+            dev_err!(self.dev(), "queue {}: cid {:#x} short data-in: got {} of {}\n", self.qid, cid, got, want);
+        }
+        c.status()
+    }
+
     /// One receive pass from io_work, if no poller is in one: io_work and
     /// pollers take turns here, as lock_sock() makes them do in C. `None`
     /// when a poller holds it.
@@ -950,7 +964,7 @@ impl QueueIo for RecvCtx<'_> {
                     return Ok(true);
                 }
                 let req = q.find_request("response", cqe.command_id)?;
-                let status = if req.status == 0 { cqe.status } else { req.status };
+                let status = q.completion_status(req, cqe.command_id, cqe.status);
                 req.end(status, cqe.result);
                 Ok(true)
             }
@@ -978,11 +992,11 @@ impl QueueIo for RecvCtx<'_> {
                 let req = unsafe { &mut *req_ptr };
                 if !digest_ok {
                     dev_err!(q.dev(), "queue {}: data digest error, cid {:#x}\n", q.qid, d.command_id);
-                    req.status = (nb::NVME_SC_DATA_XFER_ERROR as u16) << 1;
+                    req.status = completion::STATUS_DATA_XFER_ERROR;
                 }
                 if d.success {
-                    let st = req.status;
-                    req.end(st, 0);
+                    let status = q.completion_status(req, d.command_id, 0);
+                    req.end(status, 0);
                     return Ok(true);
                 }
                 Ok(false)
