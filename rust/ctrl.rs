@@ -44,9 +44,13 @@ impl Transport for TcpTransport {
             | opt::NR_POLL_QUEUES | opt::HOST_TRADDR | opt::HOST_IFACE | opt::TOS | opt::RECONNECT_DELAY
             | opt::FAIL_FAST_TMO;
 
+    /// `NVME_TCP_DISC_PORT`.
+    const DEFAULT_TRSVCID: &'static CStr = c"4420";
+
     fn create_ctrl(dev: &Device, opts: &CtrlOptions) -> Result<CtrlHandle> {
         let traddr = opts.traddr().ok_or(EINVAL)?;
-        let trsvcid = opts.trsvcid().unwrap_or(c"4420");
+        // Never NULL: DEFAULT_TRSVCID is set when the connect gave none.
+        let trsvcid = opts.trsvcid().ok_or(EINVAL)?;
         let addr = SockAddr::parse(traddr, trsvcid).inspect_err(|e| {
             dev_err!(dev, "rnvme_tcp: malformed address {}:{}: {}\n", traddr, trsvcid, e.to_errno());
         })?;
