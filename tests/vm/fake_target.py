@@ -96,8 +96,11 @@ else:
         # Connect answered twice. nvme-core bumps a tag's generation (the
         # command id's top 4 bits) when its command completes, so the second
         # answer names the now free request by the id its next command would
-        # carry.
-        c.sendall(rsp(cid) + rsp((cid + 0x1000) & 0xFFFF))
+        # carry. It comes in place of the answer to the next command
+        # (Property Get), which is in flight then.
+        c.sendall(rsp(cid))
+        recv_exact(c, 72)
+        c.sendall(rsp((cid + 0x1000) & 0xFFFF))
     elif MODE == "identify-short":
         # Identify (a 4 KiB read) answered with SUCCESS after 512 bytes of data.
         c.sendall(rsp(cid))
