@@ -591,17 +591,20 @@ impl TcpCtrl {
         self.err_work.queue_on(WORK_CPU_UNBOUND);
     }
 
-    /// During set-up (CONNECTING), cancels the commands of queue `qid`'s
-    /// tag set so the waiting set-up step fails at once.
-    pub(crate) fn fail_setup_requests(&self, qid: u16) {
+    /// Queue `qid` failed while connecting, where error recovery does
+    /// nothing (C relies on the set-up command's timeout, 60 s for admin
+    /// commands): its started commands time out now, so the waiting
+    /// set-up step fails at once. Only this queue's requests, and nothing
+    /// is completed here: the timeout handler stops the queue and
+    /// completes them, as after any timeout while not live.
+    pub(crate) fn expire_setup_requests(&self, qid: u16) {
         if self.core().state() != nb::nvme_ctrl_state_NVME_CTRL_CONNECTING {
             return;
         }
-        // Only set-up commands are in flight while connecting.
         if qid == 0 {
-            self.core().cancel_admin_tagset();
-        } else if self.core().has_io_tagset() {
-            self.core().cancel_tagset();
+            self.admin_tag_set.expire_requests(0);
+        } else {
+            self.tag_set.expire_requests(u32::from(qid) - 1);
         }
     }
 

@@ -864,31 +864,23 @@ impl Queue {
                 done.min(c_int::MAX as u32) as c_int
             }
             Err(e) => {
-                // Never sleep here: no cancelling of set-up commands (the
-                // timeout handler fails those).
-                self.recv_failed_atomic(e);
+                self.recv_failed(e);
                 -e.errno()
             }
         }
     }
 
     /// Logs why the queue stopped and starts error recovery. The queue is
-    /// dead from here: nothing more is received on it.
+    /// dead from here: nothing more is received on it. While connecting
+    /// there is no recovery to run: the queue's set-up commands time out
+    /// at once. Never sleeps (pollers call it too). The receive side is
+    /// left as it is: nothing reads it again before `alloc` starts it over.
     fn recv_failed(&self, e: RecvError) {
-        self.recv_failed_atomic(e);
-        // While connecting there is no recovery to run: fail the queue's
-        // commands now (the Fabrics Connect) rather than after a timeout.
-        self.ctrl().fail_setup_requests(self.qid);
-    }
-
-    /// The part of [`Self::recv_failed`] that never sleeps (for pollers).
-    /// The receive side is left as it is: nothing reads it again before
-    /// `alloc` starts it over.
-    fn recv_failed_atomic(&self, e: RecvError) {
         dev_err!(self.dev(), "queue {}: receive failed: {} (-{})\n", self.qid, Shown(e), e.errno());
         self.sk_ctx.set_rd_enabled(false);
         self.live.store(false, Ordering::SeqCst);
         self.ctrl().error_recovery();
+        self.ctrl().expire_setup_requests(self.qid);
     }
 }
 

@@ -206,6 +206,24 @@ impl<T: MqOperations> TagSet<T> {
         NonNull::new(t).map(|t| Tags(t, PhantomData))
     }
 
+    /// Hands every started request of hardware queue `hctx_idx` to the
+    /// set's timeout handler now (`blk_abort_request()`: its deadline
+    /// becomes now and blk-mq's timeout work runs), instead of after the
+    /// queue's timeout. Nothing is completed here: the timeout handler
+    /// does that, serialised by blk-mq against the other completions as
+    /// for any timeout. Any context; does nothing before the set exists.
+    pub(crate) fn expire_requests(&self, hctx_idx: u32) {
+        if self.raw().tags.is_null() {
+            return;
+        }
+        // SAFETY: an allocated set (invariant; `tags` is set); the
+        // iterator holds a reference on each request while `expire_one`
+        // looks at it, and `expire_one` only reads `hctx_idx` from `data`.
+        unsafe {
+            kb::blk_mq_tagset_busy_iter(self.0.get(), Some(expire_one), hctx_idx as usize as *mut c_void)
+        };
+    }
+
     /// The CPU-to-hw-context map of map type `ty`, one entry per CPU id;
     /// `None` before the set has it.
     pub(crate) fn cpu_map(&self, ty: c_uint) -> Option<&[c_uint]> {
@@ -221,6 +239,24 @@ impl<T: MqOperations> TagSet<T> {
         // every map of a tag set and keeps it while the tag set lives.
         Some(unsafe { core::slice::from_raw_parts(map, nb::rnvme_nr_cpu_ids() as usize) })
     }
+}
+
+/// `blk_mq_tagset_busy_iter()`'s callback for [`TagSet::expire_requests`]:
+/// `data` is the hardware queue index, not a pointer.
+///
+/// # Safety
+///
+/// Called by `blk_mq_tagset_busy_iter()` with a started request it holds.
+unsafe extern "C" fn expire_one(rq: *mut kb::request, data: *mut c_void) -> bool {
+    // SAFETY: a valid request, held by the iterator; every request of a
+    // set has its hardware context.
+    let idx = unsafe { (*(*rq).mq_hctx).queue_num };
+    if idx as usize == data as usize {
+        // SAFETY: as above; blk_abort_request() only moves the deadline
+        // and kicks the queue's timeout work.
+        unsafe { kb::blk_abort_request(rq) };
+    }
+    true
 }
 
 /// What a driver provides to blk-mq.
