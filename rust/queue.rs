@@ -1011,8 +1011,13 @@ impl QueueIo for RecvCtx<'_> {
         }
     }
 
-    fn budget_exhausted(&self) -> bool {
-        false
+    fn pass_budget(&self) -> usize {
+        match self.data.source {
+            // A target can keep the socket full: yield after the budget.
+            RecvSource::Socket => recv::PASS_BUDGET,
+            // One skb read_sock() holds: its length bounds the pass.
+            RecvSource::Skb(_) => usize::MAX,
+        }
     }
 }
 
