@@ -477,12 +477,20 @@ impl Queue {
     }
 
     /// Stops the queue (C: `__nvme_tcp_stop_queue`): no more receives,
-    /// callbacks restored, socket shut down, io_work finished. Any context
-    /// that may sleep (teardown, the timeout handler).
+    /// callbacks restored, socket shut down, pollers out, io_work finished
+    /// and disabled. Any context that may sleep (teardown, the timeout
+    /// handler).
+    ///
+    /// The order matters: a poller handling an R2T queues io_work, so
+    /// io_work is disabled only once no poller can be in a pass (C, whose
+    /// pollers only receive, cancels io_work right after the shutdown).
+    /// Disabled, not cancelled: a late kick (`queue_rq`, `commit_rqs`, an
+    /// AER) queues nothing until `alloc` initialises the work again.
     pub(crate) fn stop(&self) {
         if !self.conf().allocated {
             return;
         }
+        // Pollers that see this leave without touching the queue.
         self.live.store(false, Ordering::SeqCst);
         self.put_io_cpu();
         self.sk_ctx.set_rd_enabled(false);
@@ -490,14 +498,14 @@ impl Queue {
             self.sk_ctx.restore(s);
             s.shutdown();
         }
-        self.io_work.cancel_sync();
-        // A poller that saw the queue live may still be in its pass; it
-        // never sleeps there, so this wait is short.
+        // A poller (or io_work) already in a pass: the shutdown ends a
+        // recvmsg, and a poller never sleeps there, so this wait is short.
         while self.recv_busy.load(Ordering::Acquire) {
             // SAFETY: plain sleep in process context (stop is never called
             // from a receive pass).
             unsafe { kb::msleep(1) };
         }
+        self.io_work.disable_sync();
     }
 
     /// Releases the socket (C: `nvme_tcp_free_queue`).
