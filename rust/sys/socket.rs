@@ -4,6 +4,12 @@
 use super::bindings as nb;
 use kernel::{bindings as kb, error::to_result, prelude::*, types::Opaque};
 
+// Not in the kernel's `bindings` crate (its allowlist leaves it out);
+// `include/net/sock.h`: `void sk_net_refcnt_upgrade(struct sock *sk);`.
+extern "C" {
+    fn sk_net_refcnt_upgrade(sk: *mut kb::sock);
+}
+
 /// A transport address parsed by `inet_pton_with_scope()`.
 pub(crate) struct SockAddr(kb::__kernel_sockaddr_storage);
 
@@ -69,6 +75,11 @@ impl TcpSocket {
         let sock = core::ptr::NonNull::new(raw).ok_or(ENOMEM)?;
         // INVARIANT: created by sock_create_kern just now.
         let s = Self { sock };
+        // A kernel socket does not pin its namespace; the queue's socket
+        // must, as long as it lives (C: `nvme_tcp_alloc_queue`).
+        // SAFETY: a new socket of sock_create_kern(), whose `sk` is set and
+        // holds no namespace reference yet.
+        unsafe { sk_net_refcnt_upgrade((*s.as_raw()).sk) };
         // SAFETY: `sock` is a valid new socket, not yet shared.
         unsafe { nb::rnvme_tcp_sock_setup(s.as_raw().cast(), tos) };
         if let Some(src) = src {
