@@ -296,8 +296,14 @@ impl TcpCtrl {
         // SAFETY: creation is the controller's first set-up path; nvme-core
         // starts no other before the controller is CONNECTING and returned.
         let p = unsafe { SetupPath::enter() };
+        if let Err(e) = n.add() {
+            // SAFETY: the creator's reference, on a controller nvme_add_ctrl()
+            // did not add (it undid its own work); nothing uses `c` or `n`
+            // after.
+            unsafe { n.put_unadded() };
+            return Err(e);
+        }
         let r = (|| -> Result {
-            n.add()?;
             if !n.change_state(nb::nvme_ctrl_state_NVME_CTRL_CONNECTING) {
                 return Err(EINTR);
             }

@@ -271,6 +271,20 @@ impl NvmeCtrl {
         }
     }
 
+    /// `nvme_put_ctrl()` of the creator's reference after `nvme_add_ctrl()`
+    /// failed, which undid its own work: the controller was never added,
+    /// so there is nothing for `nvme_uninit_ctrl()` to remove (C:
+    /// `nvme_tcp_create_ctrl`'s `out_put_ctrl`). The last put calls
+    /// `free_ctrl`.
+    ///
+    /// # Safety
+    ///
+    /// This is the creator's reference; no handle is used afterwards.
+    pub(crate) unsafe fn put_unadded(self) {
+        // SAFETY: as above; the caller gives up its reference.
+        unsafe { nb::rnvme_put_ctrl(self.as_raw()) };
+    }
+
     /// `nvme_quiesce_admin_queue()`.
     pub(crate) fn quiesce_admin_queue(self) {
         // SAFETY: as above; callers check the admin queue exists.
