@@ -849,8 +849,8 @@ fn queue_rq(q: &Queue, hctx: &HwCtx, rq: Request, req: &mut TcpRequest, last: bo
     if !c.core().check_ready(rq, live) {
         return c.core().fail_nonready_command(rq);
     }
-    if hctx.setup_cmd(rq).is_err() {
-        return BLK_STS_IOERR;
+    if let Err(st) = hctx.setup_cmd(rq) {
+        return st;
     }
     let digests = q.conf().digests;
     let (len, write) = (rq.payload_bytes(), rq.is_write());
@@ -876,7 +876,10 @@ fn queue_rq(q: &Queue, hctx: &HwCtx, rq: Request, req: &mut TcpRequest, last: bo
     } else {
         DataPlacement::Transport { len }
     };
-    let Some(sqe) = req.sqe() else { return BLK_STS_IOERR };
+    let Some(sqe) = req.sqe() else {
+        rq.cleanup_cmd();
+        return BLK_STS_IOERR;
+    };
     pdu::set_sgl(sqe, place);
     let inline_len = req.inline_len;
     req.seal_cmd(digests, inline_len);

@@ -78,6 +78,13 @@ impl Request {
         unsafe { nb::rnvme_end_request(self.0.as_ptr().cast(), status, result) };
     }
 
+    /// `nvme_cleanup_cmd()`: undoes [`HwCtx::setup_cmd`] for a request
+    /// that is not started after all (completion does it otherwise).
+    pub(crate) fn cleanup_cmd(self) {
+        // SAFETY: a valid request (invariant) whose command was set up.
+        unsafe { nb::nvme_cleanup_cmd(self.0.as_ptr().cast()) };
+    }
+
     /// `nvmf_complete_timed_out_request()`.
     pub(crate) fn complete_timed_out(self) {
         // SAFETY: an in-flight request, from its timeout handler.
@@ -95,12 +102,17 @@ pub(crate) struct HwCtx(NonNull<kb::blk_mq_hw_ctx>);
 
 impl HwCtx {
     /// `nvme_setup_cmd()` for `rq` with the namespace of this context's
-    /// queue: fills in the SQE at `nvme_req(rq)->cmd`.
-    pub(crate) fn setup_cmd(&self, rq: Request) -> Result<(), c_int> {
-        // SAFETY: both valid (invariants); the namespace is the request
-        // queue's `queuedata`, set by nvme-core.
-        let r = unsafe { nb::rnvme_setup_cmd(self.0.as_ptr().cast(), rq.0.as_ptr().cast()) };
-        if r == 0 { Ok(()) } else { Err(r) }
+    /// queue: fills in the SQE at `nvme_req(rq)->cmd`. `Err` is nvme-core's
+    /// status, for `queue_rq` to return as it is (C: `nvme_tcp_queue_rq`).
+    pub(crate) fn setup_cmd(&self, rq: Request) -> Result<(), kb::blk_status_t> {
+        // SAFETY: a started context (invariant), whose request queue is
+        // set; nvme-core keeps the namespace (NULL for the admin queue) in
+        // its `queuedata`, and nvme_setup_cmd() takes both.
+        let st = unsafe {
+            let ns = (*(*self.0.as_ptr()).queue).queuedata;
+            nb::nvme_setup_cmd(ns.cast(), rq.0.as_ptr().cast())
+        };
+        if st == kb::BLK_STS_OK as kb::blk_status_t { Ok(()) } else { Err(st) }
     }
 }
 

@@ -339,15 +339,6 @@ bool rnvme_nvme_check_ready(struct nvme_ctrl *ctrl, struct request *rq, bool que
 	return nvme_check_ready(ctrl, rq, queue_live);
 }
 
-int rnvme_setup_cmd(struct blk_mq_hw_ctx *hctx, struct request *rq)
-{
-	blk_status_t st = nvme_setup_cmd(hctx->queue->queuedata, rq);
-
-	if (st == BLK_STS_OK)
-		return 0;
-	return blk_status_to_errno(st) ?: -EIO;
-}
-
 void rnvme_end_request(struct request *rq, __le16 status, __le64 result)
 {
 	union nvme_result res = { .u64 = result };

@@ -102,8 +102,6 @@ size_t rnvme_iov_iter_count(const struct iov_iter *it);
 unsigned int rnvme_rq_payload_bytes(struct request *rq);
 bool rnvme_rq_is_write(struct request *rq);
 bool rnvme_nvme_check_ready(struct nvme_ctrl *ctrl, struct request *rq, bool queue_live);
-/* nvme_setup_cmd() with the namespace of hctx's queue. */
-int rnvme_setup_cmd(struct blk_mq_hw_ctx *hctx, struct request *rq);
 /* nvme_try_complete_req() or nvme_complete_rq(), as nvme_tcp_end_request(). */
 void rnvme_end_request(struct request *rq, __le16 status, __le64 result);
 /* Fails a request not yet completed, from the timeout handler. */
