@@ -931,7 +931,7 @@ unsafe impl<const IO: bool> MqOperations for QueueOps<IO> {
         queue_rq(q, hctx, rq, req, last)
     }
     fn commit_rqs(q: &Queue) {
-        q.kick();
+        q.commit();
     }
     fn poll(q: &Queue) -> c_int {
         q.poll()

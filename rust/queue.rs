@@ -533,6 +533,14 @@ impl Queue {
         }
     }
 
+    /// A batch ended without a `last` request (blk-mq's `commit_rqs`):
+    /// kick io_work only if requests wait for it (C: `nvme_tcp_commit_rqs`).
+    pub(crate) fn commit(&self) {
+        if !self.req_list.is_empty() {
+            self.kick();
+        }
+    }
+
     /// Schedules io_work on the queue's CPU.
     pub(crate) fn kick(&self) {
         self.io_work.queue_on(self.sk_ctx.io_cpu());
