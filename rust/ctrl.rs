@@ -567,6 +567,10 @@ impl TcpCtrl {
         n.sync_admin_queue();
         self.stop_queue(0);
         n.cancel_admin_tagset();
+        // The AER died with the connection (nvme-core submits a new one
+        // once live again): a response carrying its command id before then
+        // names nothing.
+        self.aer_outstanding.store(false, Ordering::Release);
         if remove {
             n.unquiesce_admin_queue();
         }
