@@ -127,11 +127,12 @@ pub(crate) struct Tags<'a, T: MqOperations>(NonNull<kb::blk_mq_tags>, PhantomDat
 impl<'a, T: MqOperations> Tags<'a, T> {
     /// The in-flight request and its driver data a command id names.
     ///
-    /// `nvme_find_rq()` checks the tag range and the generation, but the
-    /// generation of a tag only moves when its next command is set up, so
-    /// the id of a command that already completed still names its (now
-    /// completing or free) request. Only a request blk-mq has in flight
-    /// (`MQ_RQ_IN_FLIGHT`: started, not yet completed) is handed out.
+    /// `nvme_find_rq()` checks the tag range and the generation, but
+    /// nvme-core bumps a tag's generation when its command completes
+    /// (`nvme_try_complete_req()`), so the id the tag's next command will
+    /// carry already names the (completing or free) request. Only a
+    /// request blk-mq has in flight (`MQ_RQ_IN_FLIGHT`: started, not yet
+    /// completed) is handed out.
     pub(crate) fn find(self, cid: u16) -> Result<(Request, &'a mut T::RequestData), Lookup> {
         // SAFETY: valid tags (invariant).
         let rq = unsafe { nb::rnvme_nvme_find_rq(self.0.as_ptr().cast(), cid) };
