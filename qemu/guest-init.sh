@@ -8,6 +8,8 @@ export HOME=/root TERM=dumb RNVME_IN_VM=1
 
 finish() {
 	echo "RNVME-EXIT=$1"
+	# Let the dmesg stream catch up, then stop it.
+	if [ -n "${dmesg_pid:-}" ]; then sleep 1; kill "$dmesg_pid" 2>/dev/null; wait "$dmesg_pid" 2>/dev/null; fi
 	echo "$1" >/mnt/out/exit-status 2>/dev/null
 	sync
 	mount -o remount,ro / 2>/dev/null
@@ -25,6 +27,11 @@ mount -t configfs configfs /sys/kernel/config
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t 9p -o trans=virtio,version=9p2000.L out /mnt/out || { echo "guest-init: no out share"; finish 125; }
 mount -t 9p -o trans=virtio,version=9p2000.L,ro kmod /mnt/kmod || { echo "guest-init: no kmod share"; finish 125; }
+# The kernel log streams to the out share while the run goes on (the ring
+# buffer, log_buf_len=16M, holds the whole suite too): a hung or killed VM
+# still leaves every line it logged.
+stdbuf -oL dmesg -w >/mnt/out/dmesg.txt 2>&1 &
+dmesg_pid=$!
 ip link set lo up
 hostname rnvme-vm
 
@@ -40,8 +47,9 @@ mkdir -p /etc/modprobe.d
 cp /mnt/src/qemu/modprobe-rnvme-tcp.conf /etc/modprobe.d/rnvme-tcp.conf
 depmod -a
 
-# Quieter console while tests run; everything still lands in dmesg.
-echo 4 >/proc/sys/kernel/printk
+# The console shows warnings and worse (KERN_WARNING is 4: WARN() splats and
+# lockdep reports); everything else is in dmesg.txt.
+echo 5 >/proc/sys/kernel/printk
 
 cd /mnt/src || finish 125
 if [ -s /mnt/out/cmd ]; then
@@ -50,5 +58,4 @@ if [ -s /mnt/out/cmd ]; then
 else
 	echo "guest-init: no command given"; rc=125
 fi
-dmesg >/mnt/out/dmesg.txt 2>/dev/null
 finish "$rc"

@@ -418,6 +418,7 @@ impl Queue {
             *self.send.get() = SendSide::new();
             *self.recv.get() = RecvSide::new(icresp.digests);
         }
+        self.stats.set_digests(icresp.digests.header, icresp.digests.data);
         // Requests left from a failed connection were cancelled by
         // nvme-core: forget them.
         for _ in self.req_list.take_all() {}
@@ -837,6 +838,7 @@ impl Queue {
         // read_sock's byte count is not needed: the machine keeps its own
         // place. -EBUSY (a task owns the socket: pollers only) means that
         // task receives.
+        QueueStats::add(&self.stats.read_sock_calls, 1);
         // SAFETY: `ctx_ptr` points to `ctx`, alive for the call;
         // `push_actor` only runs inside it, with this type of context.
         let r = unsafe { sock.read_sock(may_sleep, ctx_ptr.cast(), push_actor) };
@@ -927,7 +929,10 @@ impl QueueIo for RecvCtx<'_> {
 
     fn recv_buf(&mut self, buf: &mut [u8]) -> Result<usize, i32> {
         let r = match &mut self.data.source {
-            RecvSource::Socket => self.queue.sock()?.recv(buf, kb::MSG_DONTWAIT as c_int),
+            RecvSource::Socket => {
+                QueueStats::add(&self.queue.stats.recvmsg_calls, 1);
+                self.queue.sock()?.recv(buf, kb::MSG_DONTWAIT as c_int)
+            }
             RecvSource::Skb(src) => src.copy_to(buf),
         };
         r.map_err(|e| -e)
@@ -950,6 +955,7 @@ impl QueueIo for RecvCtx<'_> {
         let r = match &mut d.source {
             RecvSource::Socket => {
                 let sock = q.sock().map_err(|e| -e)?;
+                QueueStats::add(&q.stats.recvmsg_calls, 1);
                 d.phase.recv(&mut req.data, sock, len, crc)
             }
             RecvSource::Skb(src) => d.phase.copy_from(&mut req.data, src, len, crc),

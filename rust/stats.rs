@@ -18,11 +18,25 @@ pub(crate) struct QueueStats {
     pub(crate) polls: AtomicU64,
     /// Commands those polls completed.
     pub(crate) poll_completions: AtomicU64,
+    /// `sock_recvmsg()` calls of the receive machine (pull mode only).
+    pub(crate) recvmsg_calls: AtomicU64,
+    /// `read_sock()` calls, from io_work (`read_sock=1`) or pollers (push).
+    pub(crate) read_sock_calls: AtomicU64,
+    /// Digests ICResp negotiated for the current connection (0 or 1), so a
+    /// test can tell a digest was really in use.
+    pub(crate) hdr_digest: AtomicU64,
+    pub(crate) data_digest: AtomicU64,
 }
 
 impl QueueStats {
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Records the digests of a new connection.
+    pub(crate) fn set_digests(&self, header: bool, data: bool) {
+        self.hdr_digest.store(u64::from(header), Ordering::Relaxed);
+        self.data_digest.store(u64::from(data), Ordering::Relaxed);
     }
 }
 
@@ -30,11 +44,16 @@ impl fmt::Display for QueueStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "work_passes={} work_completions={} polls={} poll_completions={}",
+            "hdgst={} ddgst={} work_passes={} work_completions={} polls={} poll_completions={} \
+             recvmsg_calls={} read_sock_calls={}",
+            self.hdr_digest.load(Ordering::Relaxed),
+            self.data_digest.load(Ordering::Relaxed),
             self.work_passes.load(Ordering::Relaxed),
             self.work_completions.load(Ordering::Relaxed),
             self.polls.load(Ordering::Relaxed),
             self.poll_completions.load(Ordering::Relaxed),
+            self.recvmsg_calls.load(Ordering::Relaxed),
+            self.read_sock_calls.load(Ordering::Relaxed),
         )
     }
 }

@@ -28,7 +28,12 @@ skip() { printf 'SKIP: %s\n' "$*"; exit 4; }
 # Runs a command, showing it and its output as diagnostics.
 run()  { log "\$ $*"; "$@" 2>&1 | sed 's/^/#   /'; return "${PIPESTATUS[0]}"; }
 
-# A mark in the kernel log, so a test can look only at what came after it.
+# Marks in the kernel log, so a test looks only at what came after them:
+# the test's own start (set when this file is sourced) and any later mark.
+# No assertion reads the whole log: earlier tests used the same names.
+_test_start="rnvme-test-start-$RANDOM$RANDOM"
+echo "$_test_start" >/dev/kmsg 2>/dev/null
+dmesg_since_test() { dmesg | sed -n "/$_test_start/,\$p"; }
 dmesg_mark() { _mark="rnvme-test-mark-$RANDOM$RANDOM"; echo "$_mark" >/dev/kmsg; }
 dmesg_since_mark() { dmesg | sed -n "/$_mark/,\$p"; }
 
@@ -123,7 +128,7 @@ assert_rust_ctrl() {
 	local ctrl=$1
 	mod_loaded nvme_tcp && { log "the C nvme_tcp is loaded"; return 1; }
 	[ "$(cat /sys/module/rnvme_tcp/refcnt 2>/dev/null || echo 0)" -gt 0 ] || { log "rnvme_tcp holds no controller"; return 1; }
-	dmesg | grep -q "nvme $ctrl: new ctrl: NQN \"$NQN\".*(rnvme_tcp, \(recvmsg\|read_sock\) receive path)" || { log "no rnvme_tcp new-ctrl line for $ctrl"; return 1; }
+	dmesg_since_test | grep -q "nvme $ctrl: new ctrl: NQN \"$NQN\".*(rnvme_tcp, \(recvmsg\|read_sock\) receive path)" || { log "no rnvme_tcp new-ctrl line for $ctrl"; return 1; }
 }
 
 # A connect written straight to /dev/nvme-fabrics with the extra options $1

@@ -1,18 +1,30 @@
 #!/bin/bash
-# host_traddr, tos and host_iface: the queues bind to the given source address or
-# interface; a bad address or interface fails clearly.
+# host_traddr, tos and host_iface: every queue's socket binds to the given source address (127.0.0.2, not
+# the default 127.0.0.1) or interface and carries the given TOS (ss --tos); a bad address or interface fails
+# clearly.
 . "$(dirname "$0")/lib.sh"
 target_up || fail "target set-up failed"
 on_exit unload_transports
 dmesg_mark
-ctrl=$(rust_connect --host-traddr=127.0.0.1 --tos=16) || fail "connect with socket options failed"
+# All of 127.0.0.0/8 is local on lo: 127.0.0.2 needs no set-up, and a socket
+# that ignored host_traddr would show the route's source, 127.0.0.1.
+ctrl=$(rust_connect --host-traddr=127.0.0.2 --tos=16) || fail "connect with socket options failed"
 on_exit nvme disconnect -n "$NQN"
 assert_rust_ctrl "$ctrl" || fail "$ctrl is not served by rnvme_tcp"
 dev=$(ns_dev_of "$ctrl") || fail "no namespace block device"
+socks=$(ss -tnH --tos state established "( dport = :$TRSVCID )")
+sed 's/^/#   /' <<<"$socks"
+all=$(grep -c . <<<"$socks")
+bound=$(awk '$3 ~ /^127\.0\.0\.2:/' <<<"$socks" | grep -c .)
+tos=$(grep -c 'tos:0x10' <<<"$socks")
+[ "$all" -ge 2 ] || fail "expected the admin and I/O queue sockets, ss shows $all"
+[ "$bound" = "$all" ] || fail "$bound of $all queue sockets have source address 127.0.0.2"
+[ "$tos" = "$all" ] || fail "$tos of $all queue sockets carry tos 0x10"
+log "$all queue sockets from 127.0.0.2 with tos 0x10"
 run_fio --name=opts --filename="$dev" --rw=randwrite --bs=4k --size=2M --ioengine=libaio --iodepth=4 --direct=1 \
 	--verify=crc32c --do_verify=1 --verify_fatal=1 || fail "fio failed"
 run nvme disconnect -n "$NQN" || fail "disconnect failed"
-# 127.0.0.2 is not bound to lo by default, 192.0.2.1 (TEST-NET-1) is on no interface.
+# 192.0.2.1 (TEST-NET-1) is on no interface.
 expect_refused host_traddr=192.0.2.1 'rnvme_tcp: failed to bind to host_traddr: -99' ||
 	fail "no clear error for a bad host_traddr"
 # host_iface: every queue's socket is bound to lo (SO_BINDTODEVICE); an
