@@ -449,9 +449,14 @@ impl TcpCtrl {
         Ok(())
     }
 
+    /// C: `nvme_tcp_stop_io_queues`: stop all, then let them drain together.
     fn stop_io_queues(&self) {
-        for q in 1..self.core().queue_count() as usize {
-            self.stop_queue(q);
+        let n = self.core().queue_count() as usize;
+        for q in 1..n {
+            self.queues[q].stop_nowait();
+        }
+        for q in 1..n {
+            self.queues[q].wait_sent();
         }
     }
 

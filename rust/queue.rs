@@ -488,6 +488,13 @@ impl Queue {
     /// Disabled, not cancelled: a late kick (`queue_rq`, `commit_rqs`, an
     /// AER) queues nothing until `alloc` initialises the work again.
     pub(crate) fn stop(&self) {
+        self.stop_nowait();
+        self.wait_sent();
+    }
+
+    /// [`Self::stop`] without waiting for the send queue (C:
+    /// `nvme_tcp_stop_queue_nowait`), so several queues can drain at once.
+    pub(crate) fn stop_nowait(&self) {
         if !self.conf().allocated {
             return;
         }
@@ -507,6 +514,22 @@ impl Queue {
             unsafe { kb::msleep(1) };
         }
         self.io_work.disable_sync();
+    }
+
+    /// Waits, 100 ms at most, until the stopped queue's socket holds no
+    /// sent data (C: `nvme_tcp_wait_queue`): request pages go out by
+    /// reference (`MSG_SPLICE_PAGES`), and once the requests are failed
+    /// over their buffers may be reused while skbs still point at them.
+    pub(crate) fn wait_sent(&self) {
+        let Ok(sock) = self.sock() else { return };
+        for _ in 0..50 {
+            if !sock.send_queued() {
+                return;
+            }
+            // SAFETY: plain sleep in process context (as `stop`).
+            unsafe { kb::msleep(2) };
+        }
+        dev_warn!(self.dev(), "qid {}: timeout draining sock wmem allocation expired\n", self.qid);
     }
 
     /// Releases the socket (C: `nvme_tcp_free_queue`).

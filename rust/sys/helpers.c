@@ -215,6 +215,11 @@ bool rnvme_sock_writeable(struct socket *sock)
 	return sk_stream_is_writeable(sock->sk);
 }
 
+int rnvme_sock_wmem_alloc(struct socket *sock)
+{
+	return sk_wmem_alloc_get(sock->sk);
+}
+
 struct rnvme_push {
 	void *ctx;
 	int (*actor)(void *ctx, struct sk_buff *skb, unsigned int off, size_t len);

@@ -74,6 +74,8 @@ struct rnvme_sk_ctx {
 void rnvme_sock_install(struct socket *sock, struct rnvme_sk_ctx *ctx);
 void rnvme_sock_restore(struct socket *sock, struct rnvme_sk_ctx *ctx);
 bool rnvme_sock_writeable(struct socket *sock);
+/* sk_wmem_alloc_get(): bytes of sent data the socket still holds. */
+int rnvme_sock_wmem_alloc(struct socket *sock);
 
 struct sk_buff;
 /*

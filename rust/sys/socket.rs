@@ -110,6 +110,14 @@ impl TcpSocket {
         Ok(s)
     }
 
+    /// Whether the socket still holds sent data (`sk_wmem_alloc_get()`):
+    /// skbs not yet acknowledged or freed, which may reference request
+    /// pages sent with `MSG_SPLICE_PAGES`.
+    pub(crate) fn send_queued(&self) -> bool {
+        // SAFETY: the socket is valid (invariant).
+        unsafe { nb::rnvme_sock_wmem_alloc(self.as_raw().cast()) > 0 }
+    }
+
     /// The raw socket, for the socket-layer calls in this module.
     pub(crate) fn as_raw(&self) -> *mut kb::socket {
         self.sock.as_ptr()
