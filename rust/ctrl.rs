@@ -449,6 +449,20 @@ impl TcpCtrl {
         Ok(())
     }
 
+    /// Starts I/O queues `first..last` (C: `nvme_tcp_start_io_queues`);
+    /// on a failure stops those it started.
+    fn start_io_queues(&self, first: u32, last: u32) -> Result {
+        for qid in first..last {
+            if let Err(e) = self.start_queue(qid as u16) {
+                for q in first..qid {
+                    self.stop_queue(q as usize);
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     /// C: `nvme_tcp_stop_io_queues`: stop all, then let them drain together.
     fn stop_io_queues(&self) {
         let n = self.core().queue_count() as usize;
@@ -486,23 +500,24 @@ impl TcpCtrl {
                 return Err(e);
             }
         }
+        // Only the queues the tag set has hardware contexts for: on a
+        // reconnect the controller may grant more or fewer than before.
         let nr_queues = (self.tag_set.nr_hw_queues() + 1).min(self.core().queue_count());
-        let mut r = Ok(());
-        for qid in 1..nr_queues as u16 {
-            if let Err(e) = self.start_queue(qid) {
-                for q in 1..qid {
-                    self.stop_queue(usize::from(q));
-                }
-                r = Err(e);
-                break;
-            }
-        }
-        if r.is_ok() && !new {
-            r = n.resize_io_queues(self.core().queue_count() as c_int - 1);
+        let r = self.start_io_queues(1, nr_queues).and_then(|()| {
+            let r = if new { Ok(()) } else { n.resize_io_queues(self.core().queue_count() as c_int - 1) };
+            // More queues than before (reconnect): start the added ones,
+            // now that the tag set has their hardware contexts.
+            let r = r.and_then(|()| self.start_io_queues(nr_queues, self.tag_set.nr_hw_queues() + 1));
             if r.is_err() {
+                // C: out_wait_freeze_timed_out. I/O may be running on the
+                // started queues (unquiesced for the freeze): quiesce and
+                // wait for queue_rq before stopping them.
+                n.quiesce_io_queues();
+                n.sync_io_queues();
                 self.stop_io_queues();
             }
-        }
+            r
+        });
         if r.is_err() {
             n.cancel_tagset();
             if new {
