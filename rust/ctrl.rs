@@ -9,7 +9,7 @@ use crate::proto::pdu::{self, DataPlacement, Digests, IcResp};
 use crate::proto::r2t::Slot;
 use crate::queue::{Queue, SendState, TcpRequest};
 use crate::sys::bindings as nb;
-use crate::sys::blk_mq::{self, HwCtx, MqOperations, Request, SetBeingMapped, TagSet, BLK_STS_IOERR};
+use crate::sys::blk_mq::{self, HwCtx, Lookup, MqOperations, Request, SetBeingMapped, TagSet, BLK_STS_IOERR};
 use crate::sys::fabrics::{opt, CtrlHandle, CtrlOptions, Transport};
 use crate::sys::fmt::Shown;
 use crate::sys::nvme::{nvme_result, CtrlOperations, CtrlOpsTable, NvmeCtrl};
@@ -44,9 +44,13 @@ impl Transport for TcpTransport {
             | opt::NR_POLL_QUEUES | opt::HOST_TRADDR | opt::HOST_IFACE | opt::TOS | opt::RECONNECT_DELAY
             | opt::FAIL_FAST_TMO;
 
+    /// `NVME_TCP_DISC_PORT`.
+    const DEFAULT_TRSVCID: &'static CStr = c"4420";
+
     fn create_ctrl(dev: &Device, opts: &CtrlOptions) -> Result<CtrlHandle> {
         let traddr = opts.traddr().ok_or(EINVAL)?;
-        let trsvcid = opts.trsvcid().unwrap_or(c"4420");
+        // Never NULL: DEFAULT_TRSVCID is set when the connect gave none.
+        let trsvcid = opts.trsvcid().ok_or(EINVAL)?;
         let addr = SockAddr::parse(traddr, trsvcid).inspect_err(|e| {
             dev_err!(dev, "rnvme_tcp: malformed address {}:{}: {}\n", traddr, trsvcid, e.to_errno());
         })?;
@@ -220,11 +224,11 @@ impl TcpCtrl {
     }
 
     /// The in-flight request of queue `qid` that command id `cid` names.
-    pub(crate) fn find_request(&self, qid: u16, cid: u16) -> Option<(Request, &mut TcpRequest)> {
+    pub(crate) fn find_request(&self, qid: u16, cid: u16) -> Result<(Request, &mut TcpRequest), Lookup> {
         if qid == 0 {
-            self.admin_tag_set.tags(0)?.find(cid)
+            self.admin_tag_set.tags(0).ok_or(Lookup::Unknown)?.find(cid)
         } else {
-            self.tag_set.tags(usize::from(qid) - 1)?.find(cid)
+            self.tag_set.tags(usize::from(qid) - 1).ok_or(Lookup::Unknown)?.find(cid)
         }
     }
 
@@ -292,8 +296,14 @@ impl TcpCtrl {
         // SAFETY: creation is the controller's first set-up path; nvme-core
         // starts no other before the controller is CONNECTING and returned.
         let p = unsafe { SetupPath::enter() };
+        if let Err(e) = n.add() {
+            // SAFETY: the creator's reference, on a controller nvme_add_ctrl()
+            // did not add (it undid its own work); nothing uses `c` or `n`
+            // after.
+            unsafe { n.put_unadded() };
+            return Err(e);
+        }
         let r = (|| -> Result {
-            n.add()?;
             if !n.change_state(nb::nvme_ctrl_state_NVME_CTRL_CONNECTING) {
                 return Err(EINTR);
             }
@@ -439,9 +449,28 @@ impl TcpCtrl {
         Ok(())
     }
 
+    /// Starts I/O queues `first..last` (C: `nvme_tcp_start_io_queues`);
+    /// on a failure stops those it started.
+    fn start_io_queues(&self, first: u32, last: u32) -> Result {
+        for qid in first..last {
+            if let Err(e) = self.start_queue(qid as u16) {
+                for q in first..qid {
+                    self.stop_queue(q as usize);
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// C: `nvme_tcp_stop_io_queues`: stop all, then let them drain together.
     fn stop_io_queues(&self) {
-        for q in 1..self.core().queue_count() as usize {
-            self.stop_queue(q);
+        let n = self.core().queue_count() as usize;
+        for q in 1..n {
+            self.queues[q].stop_nowait();
+        }
+        for q in 1..n {
+            self.queues[q].wait_sent();
         }
     }
 
@@ -471,23 +500,24 @@ impl TcpCtrl {
                 return Err(e);
             }
         }
+        // Only the queues the tag set has hardware contexts for: on a
+        // reconnect the controller may grant more or fewer than before.
         let nr_queues = (self.tag_set.nr_hw_queues() + 1).min(self.core().queue_count());
-        let mut r = Ok(());
-        for qid in 1..nr_queues as u16 {
-            if let Err(e) = self.start_queue(qid) {
-                for q in 1..qid {
-                    self.stop_queue(usize::from(q));
-                }
-                r = Err(e);
-                break;
-            }
-        }
-        if r.is_ok() && !new {
-            r = n.resize_io_queues(self.core().queue_count() as c_int - 1);
+        let r = self.start_io_queues(1, nr_queues).and_then(|()| {
+            let r = if new { Ok(()) } else { n.resize_io_queues(self.core().queue_count() as c_int - 1) };
+            // More queues than before (reconnect): start the added ones,
+            // now that the tag set has their hardware contexts.
+            let r = r.and_then(|()| self.start_io_queues(nr_queues, self.tag_set.nr_hw_queues() + 1));
             if r.is_err() {
+                // C: out_wait_freeze_timed_out. I/O may be running on the
+                // started queues (unquiesced for the freeze): quiesce and
+                // wait for queue_rq before stopping them.
+                n.quiesce_io_queues();
+                n.sync_io_queues();
                 self.stop_io_queues();
             }
-        }
+            r
+        });
         if r.is_err() {
             n.cancel_tagset();
             if new {
@@ -505,6 +535,10 @@ impl TcpCtrl {
         let r = (|| -> Result {
             if n.icdoff() != 0 {
                 dev_err!(self.device(), "icdoff is not supported!\n");
+                return Err(EOPNOTSUPP);
+            }
+            if !n.sgl_supported() {
+                dev_err!(self.device(), "Mandatory sgls are not supported!\n");
                 return Err(EOPNOTSUPP);
             }
             if u32::from(n.sqsize()) + 1 > u32::from(n.maxcmd()) {
@@ -557,6 +591,10 @@ impl TcpCtrl {
         n.sync_admin_queue();
         self.stop_queue(0);
         n.cancel_admin_tagset();
+        // The AER died with the connection (nvme-core submits a new one
+        // once live again): a response carrying its command id before then
+        // names nothing.
+        self.aer_outstanding.store(false, Ordering::Release);
         if remove {
             n.unquiesce_admin_queue();
         }
@@ -587,17 +625,20 @@ impl TcpCtrl {
         self.err_work.queue_on(WORK_CPU_UNBOUND);
     }
 
-    /// During set-up (CONNECTING), cancels the commands of queue `qid`'s
-    /// tag set so the waiting set-up step fails at once.
-    pub(crate) fn fail_setup_requests(&self, qid: u16) {
+    /// Queue `qid` failed while connecting, where error recovery does
+    /// nothing (C relies on the set-up command's timeout, 60 s for admin
+    /// commands): its started commands time out now, so the waiting
+    /// set-up step fails at once. Only this queue's requests, and nothing
+    /// is completed here: the timeout handler stops the queue and
+    /// completes them, as after any timeout while not live.
+    pub(crate) fn expire_setup_requests(&self, qid: u16) {
         if self.core().state() != nb::nvme_ctrl_state_NVME_CTRL_CONNECTING {
             return;
         }
-        // Only set-up commands are in flight while connecting.
         if qid == 0 {
-            self.core().cancel_admin_tagset();
-        } else if self.core().has_io_tagset() {
-            self.core().cancel_tagset();
+            self.admin_tag_set.expire_requests(0);
+        } else {
+            self.tag_set.expire_requests(u32::from(qid) - 1);
         }
     }
 
@@ -731,6 +772,7 @@ unsafe extern "C" fn err_work_fn(w: *mut kb::work_struct) {
     }
     c.teardown_admin_queue(&p, false);
     n.unquiesce_admin_queue();
+    n.auth_stop();
     if !n.change_state(nb::nvme_ctrl_state_NVME_CTRL_CONNECTING) {
         return;
     }
@@ -836,8 +878,8 @@ fn queue_rq(q: &Queue, hctx: &HwCtx, rq: Request, req: &mut TcpRequest, last: bo
     if !c.core().check_ready(rq, live) {
         return c.core().fail_nonready_command(rq);
     }
-    if hctx.setup_cmd(rq).is_err() {
-        return BLK_STS_IOERR;
+    if let Err(st) = hctx.setup_cmd(rq) {
+        return st;
     }
     let digests = q.conf().digests;
     let (len, write) = (rq.payload_bytes(), rq.is_write());
@@ -863,7 +905,10 @@ fn queue_rq(q: &Queue, hctx: &HwCtx, rq: Request, req: &mut TcpRequest, last: bo
     } else {
         DataPlacement::Transport { len }
     };
-    let Some(sqe) = req.sqe() else { return BLK_STS_IOERR };
+    let Some(sqe) = req.sqe() else {
+        rq.cleanup_cmd();
+        return BLK_STS_IOERR;
+    };
     pdu::set_sgl(sqe, place);
     let inline_len = req.inline_len;
     req.seal_cmd(digests, inline_len);
@@ -915,12 +960,15 @@ unsafe impl<const IO: bool> MqOperations for QueueOps<IO> {
         queue_rq(q, hctx, rq, req, last)
     }
     fn commit_rqs(q: &Queue) {
-        q.kick();
+        q.commit();
     }
     fn poll(q: &Queue) -> c_int {
         q.poll()
     }
-    fn complete(rq: Request) {
+    fn complete(rq: Request, req: &mut TcpRequest) {
+        // Whoever completed it (a response, a cancel, a timeout), its pages
+        // go back to their owner: no data phase may point at them.
+        req.data.clear();
         blk_mq::nvme_complete_rq(rq);
     }
     fn timeout(rq: Request, req: &mut TcpRequest) -> kb::blk_eh_timer_return {

@@ -19,6 +19,7 @@
 //!   stopped and quiesced.
 
 use crate::ctrl::TcpCtrl;
+use crate::proto::completion::{self, Completion};
 use crate::proto::crc;
 use crate::proto::errno;
 use crate::proto::pdu::{self, Digests, ProtoError, R2T};
@@ -26,7 +27,7 @@ use crate::proto::r2t::{self, Slot, SlotAction, SlotEvent};
 use crate::proto::recv::{self, Event, QueueIo, RecvError, RecvMachine};
 use crate::stats::QueueStats;
 use crate::sys::bindings as nb;
-use crate::sys::blk_mq::Request;
+use crate::sys::blk_mq::{Lookup, Request};
 use crate::sys::fmt::Shown;
 use crate::sys::iov::{DataPhase, KernelCrc32c, RqData, SkbRange};
 use crate::sys::llist::LList;
@@ -172,6 +173,14 @@ impl TcpRequest {
     /// capsule buffer is longer than header plus SQE).
     pub(crate) fn sqe(&mut self) -> Option<&mut [u8; pdu::SQE_LEN]> {
         self.cmd.0[pdu::HDR_LEN..].first_chunk_mut::<{ pdu::SQE_LEN }>()
+    }
+
+    /// Completes the request (C: `nvme_tcp_end_request`). Its data phase
+    /// ends here: the pages go back to their owner, and a later PDU for
+    /// this command id finds the request not in flight.
+    fn end(&mut self, status: u16, result: u64) {
+        self.data.clear();
+        self.rq().end(status, result);
     }
 
     /// Writes the capsule header and, with header digests, its digest.
@@ -469,12 +478,27 @@ impl Queue {
     }
 
     /// Stops the queue (C: `__nvme_tcp_stop_queue`): no more receives,
-    /// callbacks restored, socket shut down, io_work finished. Any context
-    /// that may sleep (teardown, the timeout handler).
+    /// callbacks restored, socket shut down, pollers out, io_work finished
+    /// and disabled. Any context that may sleep (teardown, the timeout
+    /// handler).
+    ///
+    /// The order matters: a poller handling an R2T queues io_work, so
+    /// io_work is disabled only once no poller can be in a pass (C, whose
+    /// pollers only receive, cancels io_work right after the shutdown).
+    /// Disabled, not cancelled: a late kick (`queue_rq`, `commit_rqs`, an
+    /// AER) queues nothing until `alloc` initialises the work again.
     pub(crate) fn stop(&self) {
+        self.stop_nowait();
+        self.wait_sent();
+    }
+
+    /// [`Self::stop`] without waiting for the send queue (C:
+    /// `nvme_tcp_stop_queue_nowait`), so several queues can drain at once.
+    pub(crate) fn stop_nowait(&self) {
         if !self.conf().allocated {
             return;
         }
+        // Pollers that see this leave without touching the queue.
         self.live.store(false, Ordering::SeqCst);
         self.put_io_cpu();
         self.sk_ctx.set_rd_enabled(false);
@@ -482,14 +506,30 @@ impl Queue {
             self.sk_ctx.restore(s);
             s.shutdown();
         }
-        self.io_work.cancel_sync();
-        // A poller that saw the queue live may still be in its pass; it
-        // never sleeps there, so this wait is short.
+        // A poller (or io_work) already in a pass: the shutdown ends a
+        // recvmsg, and a poller never sleeps there, so this wait is short.
         while self.recv_busy.load(Ordering::Acquire) {
             // SAFETY: plain sleep in process context (stop is never called
             // from a receive pass).
             unsafe { kb::msleep(1) };
         }
+        self.io_work.disable_sync();
+    }
+
+    /// Waits, 100 ms at most, until the stopped queue's socket holds no
+    /// sent data (C: `nvme_tcp_wait_queue`): request pages go out by
+    /// reference (`MSG_SPLICE_PAGES`), and once the requests are failed
+    /// over their buffers may be reused while skbs still point at them.
+    pub(crate) fn wait_sent(&self) {
+        let Ok(sock) = self.sock() else { return };
+        for _ in 0..50 {
+            if !sock.send_queued() {
+                return;
+            }
+            // SAFETY: plain sleep in process context (as `stop`).
+            unsafe { kb::msleep(2) };
+        }
+        dev_warn!(self.dev(), "qid {}: timeout draining sock wmem allocation expired\n", self.qid);
     }
 
     /// Releases the socket (C: `nvme_tcp_free_queue`).
@@ -513,6 +553,14 @@ impl Queue {
         // valid until it completes, after io_work took it off.
         unsafe { self.req_list.add(&raw mut req.lentry) };
         if last {
+            self.kick();
+        }
+    }
+
+    /// A batch ended without a `last` request (blk-mq's `commit_rqs`):
+    /// kick io_work only if requests wait for it (C: `nvme_tcp_commit_rqs`).
+    pub(crate) fn commit(&self) {
+        if !self.req_list.is_empty() {
             self.kick();
         }
     }
@@ -752,18 +800,38 @@ impl Queue {
         Ok(n > 0)
     }
 
-    /// The request a command id names on this queue, if it is in flight.
-    fn find_request<'r>(&self, cid: u16) -> Option<&'r mut TcpRequest> {
+    /// The in-flight request a command id of a `what` PDU names on this
+    /// queue; any other id is a protocol error, logged with the queue and
+    /// the id (`Err` is the positive errno that stops the queue).
+    fn find_request<'r>(&self, what: &str, cid: u16) -> Result<&'r mut TcpRequest, i32> {
         // The borrow is not tied to `self`: the request is blk-mq memory,
         // handled until it completes. SAFETY: the controller owns its
         // queues and outlives them and their requests.
         let c: &'r TcpCtrl = unsafe { &*self.ctrl };
-        c.find_request(self.qid, cid).map(|(_, req)| req)
+        match c.find_request(self.qid, cid) {
+            Ok((_, req)) => Ok(req),
+            Err(Lookup::Unknown) => {
+                dev_err!(self.dev(), "queue {}: {} for unknown command id {:#x}\n", self.qid, what, cid);
+                Err(errno::EPROTO)
+            }
+            Err(Lookup::NotInFlight) => {
+                dev_err!(self.dev(), "queue {}: {} for command id {:#x}, which is not in flight\n", self.qid, what, cid);
+                Err(errno::EPROTO)
+            }
+        }
     }
 
-    fn bad_cid(&self, what: &str, cid: u16) -> c_int {
-        dev_err!(self.dev(), "queue {}: {} for unknown command id {:#x}\n", self.qid, what, cid);
-        -(errno::EPROTO)
+    /// The status `req` (command id `cid`) completes with when the target
+    /// reports `target_status` ([`completion::complete`]); a read that
+    /// ends before all its data arrived is logged and fails with a
+    /// transfer error.
+    fn completion_status(&self, req: &TcpRequest, cid: u16, target_status: u16) -> u16 {
+        let to_host = if req.write { 0 } else { req.data_len };
+        let c = completion::complete(req.status, target_status, to_host, req.data_recvd);
+        if let Completion::ShortRead { got, want } = c {
+            dev_err!(self.dev(), "queue {}: cid {:#x} short data-in: got {} of {}\n", self.qid, cid, got, want);
+        }
+        c.status()
     }
 
     /// One receive pass from io_work, if no poller is in one: io_work and
@@ -837,31 +905,23 @@ impl Queue {
                 done.min(c_int::MAX as u32) as c_int
             }
             Err(e) => {
-                // Never sleep here: no cancelling of set-up commands (the
-                // timeout handler fails those).
-                self.recv_failed_atomic(e);
+                self.recv_failed(e);
                 -e.errno()
             }
         }
     }
 
     /// Logs why the queue stopped and starts error recovery. The queue is
-    /// dead from here: nothing more is received on it.
+    /// dead from here: nothing more is received on it. While connecting
+    /// there is no recovery to run: the queue's set-up commands time out
+    /// at once. Never sleeps (pollers call it too). The receive side is
+    /// left as it is: nothing reads it again before `alloc` starts it over.
     fn recv_failed(&self, e: RecvError) {
-        self.recv_failed_atomic(e);
-        // While connecting there is no recovery to run: fail the queue's
-        // commands now (the Fabrics Connect) rather than after a timeout.
-        self.ctrl().fail_setup_requests(self.qid);
-    }
-
-    /// The part of [`Self::recv_failed`] that never sleeps (for pollers).
-    /// The receive side is left as it is: nothing reads it again before
-    /// `alloc` starts it over.
-    fn recv_failed_atomic(&self, e: RecvError) {
         dev_err!(self.dev(), "queue {}: receive failed: {} (-{})\n", self.qid, Shown(e), e.errno());
         self.sk_ctx.set_rd_enabled(false);
         self.live.store(false, Ordering::SeqCst);
         self.ctrl().error_recovery();
+        self.ctrl().expire_setup_requests(self.qid);
     }
 }
 
@@ -940,17 +1000,13 @@ impl QueueIo for RecvCtx<'_> {
                 {
                     return Ok(true);
                 }
-                let Some(req) = q.find_request(cqe.command_id) else {
-                    return Err(-q.bad_cid("response", cqe.command_id));
-                };
-                let status = if req.status == 0 { cqe.status } else { req.status };
-                req.rq().end(status, cqe.result);
+                let req = q.find_request("response", cqe.command_id)?;
+                let status = q.completion_status(req, cqe.command_id, cqe.status);
+                req.end(status, cqe.result);
                 Ok(true)
             }
             Event::DataBegin(d) => {
-                let Some(req) = q.find_request(d.command_id) else {
-                    return Err(-q.bad_cid("c2h data", d.command_id));
-                };
+                let req = q.find_request("c2h data", d.command_id)?;
                 // Only a read may receive data: a write's pages are the
                 // data to send, never a destination.
                 let expected = if req.write { 0 } else { req.data_len };
@@ -973,19 +1029,17 @@ impl QueueIo for RecvCtx<'_> {
                 let req = unsafe { &mut *req_ptr };
                 if !digest_ok {
                     dev_err!(q.dev(), "queue {}: data digest error, cid {:#x}\n", q.qid, d.command_id);
-                    req.status = (nb::NVME_SC_DATA_XFER_ERROR as u16) << 1;
+                    req.status = completion::STATUS_DATA_XFER_ERROR;
                 }
                 if d.success {
-                    let st = req.status;
-                    req.rq().end(st, 0);
+                    let status = q.completion_status(req, d.command_id, 0);
+                    req.end(status, 0);
                     return Ok(true);
                 }
                 Ok(false)
             }
             Event::R2T(r) => {
-                let Some(req) = q.find_request(r.command_id) else {
-                    return Err(-q.bad_cid("r2t", r.command_id));
-                };
+                let req = q.find_request("r2t", r.command_id)?;
                 // Record it for the send side, then hand over: the send
                 // side checks it against what it sent and builds the
                 // H2CData PDUs (it alone touches the send fields).
@@ -1002,8 +1056,13 @@ impl QueueIo for RecvCtx<'_> {
         }
     }
 
-    fn budget_exhausted(&self) -> bool {
-        false
+    fn pass_budget(&self) -> usize {
+        match self.data.source {
+            // A target can keep the socket full: yield after the budget.
+            RecvSource::Socket => recv::PASS_BUDGET,
+            // One skb read_sock() holds: its length bounds the pass.
+            RecvSource::Skb(_) => usize::MAX,
+        }
     }
 }
 

@@ -244,9 +244,17 @@ pub trait QueueIo {
     /// Acts on an event. Returns whether a command completed; `Err(errno)`
     /// refuses the event and stops the queue.
     fn event(&mut self, ev: Event) -> Result<bool, i32>;
-    /// True when the pass has used its time budget.
-    fn budget_exhausted(&self) -> bool;
+    /// How many bytes this pass may take from the socket before it yields
+    /// ([`PASS_BUDGET`] when pulling from a socket a target can keep full).
+    fn pass_budget(&self) -> usize;
 }
+
+/// Bytes one receive pass takes from a socket at most before it ends with
+/// `drained: false`, so io_work sends what waits and requeues itself (C:
+/// io_work's 1 ms quota, which its `read_sock()` pass only checks between
+/// passes). Without it a target that keeps streaming holds io_work in one
+/// pass for ever and no command is sent.
+pub const PASS_BUDGET: usize = 256 * 1024;
 
 /// How a receive pass ended without error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -254,14 +262,14 @@ pub struct PassEnd {
     /// Commands completed in this pass.
     pub completions: u32,
     /// True when the socket said `-EAGAIN` (all queued data consumed): wait
-    /// for `data_ready`. False when the budget ran out first: requeue.
+    /// for `data_ready`. False when the byte budget ran out first: requeue.
     pub drained: bool,
 }
 
 /// One receive pass of a queue.
 ///
 /// Pulls bytes wherever `m` wants them until the socket reports `-EAGAIN`
-/// or `io` says the budget is used up; every completed unit is handed to
+/// or the pass took `io.pass_budget()` bytes; every completed unit is handed to
 /// `io.event()`. Each receive is non-blocking (`MSG_DONTWAIT`, never
 /// `MSG_WAITALL`); a short read simply leaves the machine mid-state for the
 /// next pass.
@@ -275,8 +283,10 @@ pub struct PassEnd {
 ///   stops the queue and starts error recovery.
 pub fn recv_pass<I: QueueIo>(m: &mut RecvMachine, io: &mut I) -> Result<PassEnd, RecvError> {
     let mut completions = 0u32;
+    let budget = io.pass_budget();
+    let mut taken = 0usize;
     loop {
-        if io.budget_exhausted() {
+        if taken >= budget {
             return Ok(PassEnd { completions, drained: false });
         }
         let got = match m.want() {
@@ -288,7 +298,10 @@ pub fn recv_pass<I: QueueIo>(m: &mut RecvMachine, io: &mut I) -> Result<PassEnd,
         };
         let n = match got {
             Ok(0) => return Err(RecvError::Proto(ProtoError::ConnectionClosed)),
-            Ok(n) => n,
+            Ok(n) => {
+                taken = taken.saturating_add(n);
+                n
+            }
             Err(e) if e == errno::EAGAIN => return Ok(PassEnd { completions, drained: true }),
             Err(e) => return Err(RecvError::Socket(e)),
         };

@@ -142,8 +142,8 @@ impl QueueIo for Scripted {
         }
     }
 
-    fn budget_exhausted(&self) -> bool {
-        self.budget == 0
+    fn pass_budget(&self) -> usize {
+        self.budget
     }
 }
 
@@ -262,8 +262,75 @@ fn budget_ends_a_pass_and_the_next_goes_on() {
     let mut m = RecvMachine::new(d);
     s.budget = 0;
     assert_eq!(recv_pass(&mut m, &mut s), Ok(PassEnd { completions: 0, drained: false }));
+    // A budget of one byte: each pass takes one receive and yields.
     s.budget = 1;
-    assert_eq!(recv_pass(&mut m, &mut s), Ok(PassEnd { completions: 4, drained: true }));
+    let mut completions = 0;
+    let mut passes = 0;
+    loop {
+        let end = match recv_pass(&mut m, &mut s) {
+            Ok(end) => end,
+            Err(e) => {
+                assert!(false, "pass failed: {e:?}");
+                return;
+            }
+        };
+        completions += end.completions;
+        passes += 1;
+        if end.drained {
+            break;
+        }
+    }
+    assert_eq!(completions, 4);
+    assert!(passes > 4, "{passes} passes");
+    assert_eq!(s.log.len(), 5);
+}
+
+/// A target that never stops sending responses.
+struct Streaming {
+    hdr: Vec<u8>,
+    at: usize,
+    taken: usize,
+}
+
+impl QueueIo for Streaming {
+    type Crc = SoftCrc32c;
+    fn crc(&self) -> &SoftCrc32c {
+        &SoftCrc32c
+    }
+    fn recv_buf(&mut self, buf: &mut [u8]) -> Result<usize, i32> {
+        // Arbitrary short reads, never EAGAIN.
+        let n = buf.len().min(self.hdr.len() - self.at).min(7);
+        buf[..n].copy_from_slice(&self.hdr[self.at..self.at + n]);
+        self.at = (self.at + n) % self.hdr.len();
+        self.taken += n;
+        Ok(n)
+    }
+    fn recv_data(&mut self, _: usize, _: Option<&mut u32>) -> Result<usize, i32> {
+        Err(errno::EINVAL)
+    }
+    fn event(&mut self, _: Event) -> Result<bool, i32> {
+        Ok(true)
+    }
+    fn pass_budget(&self) -> usize {
+        PASS_BUDGET
+    }
+}
+
+#[test]
+fn a_streaming_target_cannot_hold_a_pass() {
+    let d = Digests::default();
+    let cqe = Cqe { result: 0, sq_head: 0, sq_id: 0, command_id: 1, status: 0 };
+    let mut io = Streaming { hdr: build::rsp(&cqe, d, &SoftCrc32c), at: 0, taken: 0 };
+    let mut m = RecvMachine::new(d);
+    for _ in 0..3 {
+        let before = io.taken;
+        let end = recv_pass(&mut m, &mut io);
+        assert!(matches!(end, Ok(PassEnd { drained: false, .. })), "{end:?}");
+        let took = io.taken - before;
+        assert!((PASS_BUDGET..PASS_BUDGET + 7).contains(&took), "took {took}");
+    }
+    // Every complete response of the 3 passes was handed on.
+    assert_eq!(m.state(), RecvState::Header { got: io.at });
 }
 
 #[test]
@@ -364,8 +431,8 @@ fn peer_close_mid_pdu_is_an_error() {
         fn event(&mut self, _: Event) -> Result<bool, i32> {
             Ok(false)
         }
-        fn budget_exhausted(&self) -> bool {
-            false
+        fn pass_budget(&self) -> usize {
+            usize::MAX
         }
     }
     assert_eq!(recv_pass(&mut m, &mut Closed), Err(RecvError::Proto(ProtoError::ConnectionClosed)));

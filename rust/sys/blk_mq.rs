@@ -71,11 +71,18 @@ impl Request {
 
     /// Completes the request with the controller's `status` and `result`
     /// (C: `nvme_tcp_end_request`). Callers complete each request once:
-    /// nvme-core's generation counter in the command id makes a second
-    /// response for the same tag unknown ([`Tags::find`] fails).
+    /// from then on it is not in flight, so a second response for its
+    /// command id finds nothing ([`Tags::find`] fails).
     pub(crate) fn end(self, status: u16, result: u64) {
         // SAFETY: an in-flight request (invariant).
         unsafe { nb::rnvme_end_request(self.0.as_ptr().cast(), status, result) };
+    }
+
+    /// `nvme_cleanup_cmd()`: undoes [`HwCtx::setup_cmd`] for a request
+    /// that is not started after all (completion does it otherwise).
+    pub(crate) fn cleanup_cmd(self) {
+        // SAFETY: a valid request (invariant) whose command was set up.
+        unsafe { nb::nvme_cleanup_cmd(self.0.as_ptr().cast()) };
     }
 
     /// `nvmf_complete_timed_out_request()`.
@@ -95,12 +102,17 @@ pub(crate) struct HwCtx(NonNull<kb::blk_mq_hw_ctx>);
 
 impl HwCtx {
     /// `nvme_setup_cmd()` for `rq` with the namespace of this context's
-    /// queue: fills in the SQE at `nvme_req(rq)->cmd`.
-    pub(crate) fn setup_cmd(&self, rq: Request) -> Result<(), c_int> {
-        // SAFETY: both valid (invariants); the namespace is the request
-        // queue's `queuedata`, set by nvme-core.
-        let r = unsafe { nb::rnvme_setup_cmd(self.0.as_ptr().cast(), rq.0.as_ptr().cast()) };
-        if r == 0 { Ok(()) } else { Err(r) }
+    /// queue: fills in the SQE at `nvme_req(rq)->cmd`. `Err` is nvme-core's
+    /// status, for `queue_rq` to return as it is (C: `nvme_tcp_queue_rq`).
+    pub(crate) fn setup_cmd(&self, rq: Request) -> Result<(), kb::blk_status_t> {
+        // SAFETY: a started context (invariant), whose request queue is
+        // set; nvme-core keeps the namespace (NULL for the admin queue) in
+        // its `queuedata`, and nvme_setup_cmd() takes both.
+        let st = unsafe {
+            let ns = (*(*self.0.as_ptr()).queue).queuedata;
+            nb::nvme_setup_cmd(ns.cast(), rq.0.as_ptr().cast())
+        };
+        if st == kb::BLK_STS_OK as kb::blk_status_t { Ok(()) } else { Err(st) }
     }
 }
 
@@ -113,20 +125,47 @@ impl HwCtx {
 pub(crate) struct Tags<'a, T: MqOperations>(NonNull<kb::blk_mq_tags>, PhantomData<&'a TagSet<T>>);
 
 impl<'a, T: MqOperations> Tags<'a, T> {
-    /// The in-flight request and its driver data a command id names
-    /// (`nvme_find_rq()`: checks the tag range and the generation, so a
-    /// stale or made-up id gives `None`).
-    pub(crate) fn find(self, cid: u16) -> Option<(Request, &'a mut T::RequestData)> {
+    /// The in-flight request and its driver data a command id names.
+    ///
+    /// `nvme_find_rq()` checks the tag range and the generation, but
+    /// nvme-core bumps a tag's generation when its command completes
+    /// (`nvme_try_complete_req()`), so the id the tag's next command will
+    /// carry already names the (completing or free) request. Only a
+    /// request blk-mq has in flight (`MQ_RQ_IN_FLIGHT`: started, not yet
+    /// completed) is handed out.
+    pub(crate) fn find(self, cid: u16) -> Result<(Request, &'a mut T::RequestData), Lookup> {
         // SAFETY: valid tags (invariant).
         let rq = unsafe { nb::rnvme_nvme_find_rq(self.0.as_ptr().cast(), cid) };
-        // SAFETY: a request of these tags, in flight (found by its cid).
-        let rq = unsafe { Request::from_raw(rq.cast()) }?;
+        if rq.is_null() {
+            return Err(Lookup::Unknown);
+        }
+        let rq: *mut kb::request = rq.cast();
+        // `blk_mq_rq_state()`: READ_ONCE(rq->state).
+        // SAFETY: `rq` is a request of these tags (found above); blk-mq
+        // allocates them with the tag set and keeps them until it goes.
+        let state = unsafe { core::ptr::read_volatile(&raw const (*rq).state) };
+        if state != kb::mq_rq_state_MQ_RQ_IN_FLIGHT {
+            return Err(Lookup::NotInFlight);
+        }
+        // SAFETY: a request of these tags, in flight (checked above).
+        let rq = unsafe { Request::from_raw(rq) }.ok_or(Lookup::Unknown)?;
         // The `&mut` is the in-flight request's (blk-mq memory, not the set's).
         // SAFETY: every request of a tag set using `T` carries the
         // `T::RequestData` init_request wrote into its PDU.
         let data = unsafe { &mut *kb::blk_mq_rq_to_pdu(rq.as_raw()).cast::<T::RequestData>() };
-        Some((rq, data))
+        Ok((rq, data))
     }
+}
+
+/// Why a command id names no request ([`Tags::find`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// No request of the tag set has this tag and generation.
+    Unknown,
+    /// The request exists but is not in flight: its command completed (or
+    /// was never started), and a second completion or data for it would
+    /// reach memory handed back to its owner.
+    NotInFlight,
 }
 
 /// A blk-mq tag set whose requests carry `T::RequestData`.
@@ -180,6 +219,24 @@ impl<T: MqOperations> TagSet<T> {
         NonNull::new(t).map(|t| Tags(t, PhantomData))
     }
 
+    /// Hands every started request of hardware queue `hctx_idx` to the
+    /// set's timeout handler now (`blk_abort_request()`: its deadline
+    /// becomes now and blk-mq's timeout work runs), instead of after the
+    /// queue's timeout. Nothing is completed here: the timeout handler
+    /// does that, serialised by blk-mq against the other completions as
+    /// for any timeout. Any context; does nothing before the set exists.
+    pub(crate) fn expire_requests(&self, hctx_idx: u32) {
+        if self.raw().tags.is_null() {
+            return;
+        }
+        // SAFETY: an allocated set (invariant; `tags` is set); the
+        // iterator holds a reference on each request while `expire_one`
+        // looks at it, and `expire_one` only reads `hctx_idx` from `data`.
+        unsafe {
+            kb::blk_mq_tagset_busy_iter(self.0.get(), Some(expire_one), hctx_idx as usize as *mut c_void)
+        };
+    }
+
     /// The CPU-to-hw-context map of map type `ty`, one entry per CPU id;
     /// `None` before the set has it.
     pub(crate) fn cpu_map(&self, ty: c_uint) -> Option<&[c_uint]> {
@@ -195,6 +252,24 @@ impl<T: MqOperations> TagSet<T> {
         // every map of a tag set and keeps it while the tag set lives.
         Some(unsafe { core::slice::from_raw_parts(map, nb::rnvme_nr_cpu_ids() as usize) })
     }
+}
+
+/// `blk_mq_tagset_busy_iter()`'s callback for [`TagSet::expire_requests`]:
+/// `data` is the hardware queue index, not a pointer.
+///
+/// # Safety
+///
+/// Called by `blk_mq_tagset_busy_iter()` with a started request it holds.
+unsafe extern "C" fn expire_one(rq: *mut kb::request, data: *mut c_void) -> bool {
+    // SAFETY: a valid request, held by the iterator; every request of a
+    // set has its hardware context.
+    let idx = unsafe { (*(*rq).mq_hctx).queue_num };
+    if idx as usize == data as usize {
+        // SAFETY: as above; blk_abort_request() only moves the deadline
+        // and kicks the queue's timeout work.
+        unsafe { kb::blk_abort_request(rq) };
+    }
+    true
 }
 
 /// What a driver provides to blk-mq.
@@ -226,8 +301,9 @@ pub(crate) unsafe trait MqOperations: Sized {
     fn commit_rqs(q: &Self::HwQueue);
     /// Polls for completions: how many, or a negative errno.
     fn poll(q: &Self::HwQueue) -> c_int;
-    /// The request is done (after `Request::end`).
-    fn complete(rq: Request);
+    /// The request is done (after `Request::end`, a cancel or a timeout);
+    /// `data` is its driver data, no longer used by anyone else.
+    fn complete(rq: Request, data: &mut Self::RequestData);
     /// The request timed out.
     fn timeout(rq: Request, data: &mut Self::RequestData) -> kb::blk_eh_timer_return;
     /// Fills in the set's CPU maps.
@@ -380,9 +456,11 @@ impl<T: MqOperations> MqVTable<T> {
     ///
     /// Called by blk-mq to complete a request of ours.
     unsafe extern "C" fn complete(rq: *mut kb::request) {
-        // SAFETY: a valid request of ours.
-        if let Some(r) = unsafe { Request::from_raw(rq) } {
-            T::complete(r);
+        // SAFETY: a valid request of ours, with driver data; completing,
+        // so no other context uses that data any more.
+        let (r, data) = unsafe { (Request::from_raw(rq), Self::data(rq)) };
+        if let Some(r) = r {
+            T::complete(r, data);
         }
     }
 

@@ -16,6 +16,11 @@ pub(crate) trait Transport {
     const REQUIRED_OPTS: u32;
     /// Options a connect may give; nvme-fabrics rejects the others by name.
     const ALLOWED_OPTS: u32;
+    /// The port a connect without `trsvcid=` goes to. It is written into
+    /// the options before `create_ctrl` sees them, as the C transports do,
+    /// so nvme-fabrics' option matching (`nvmf_ip_options_match()`, which
+    /// compares `trsvcid` with `strcmp`) never meets a NULL port.
+    const DEFAULT_TRSVCID: &'static CStr;
     /// Creates a controller for a connect request.
     fn create_ctrl(dev: &Device, opts: &CtrlOptions) -> Result<CtrlHandle>;
 }
@@ -249,10 +254,42 @@ unsafe extern "C" fn create_ctrl_callback<T: Transport>(
 ) -> *mut nb::nvme_ctrl {
     // SAFETY: the caller passes a valid device for the call's duration.
     let dev: &Device = unsafe { Device::from_raw(dev) };
-    // SAFETY: the caller passes parsed options, unchanged during the call.
+    // SAFETY: the caller passes parsed options, which are ours to change
+    // for the call's duration (nothing else reads them meanwhile).
+    if let Err(e) = unsafe { set_default_trsvcid(opts, T::DEFAULT_TRSVCID) } {
+        return e.to_ptr();
+    }
+    // SAFETY: the caller passes parsed options, unchanged from here on
+    // during the call.
     let opts = unsafe { CtrlOptions::from_raw(opts) };
     match T::create_ctrl(dev, opts) {
         Ok(ctrl) => ctrl.0.as_ptr(),
         Err(e) => e.to_ptr(),
     }
+}
+
+/// Gives options without `trsvcid=` the transport's default port (C:
+/// `nvme_tcp_alloc_ctrl()`): a copy nvme-fabrics frees with the options
+/// (`nvmf_free_options()`), and the `TRSVCID` bit in the mask, as if the
+/// user had given it.
+///
+/// # Safety
+///
+/// `opts` points to valid options that nobody else reads or changes
+/// during the call.
+unsafe fn set_default_trsvcid(opts: *mut nb::nvmf_ctrl_options, port: &CStr) -> Result {
+    // SAFETY: valid and ours for the call (caller).
+    let o = unsafe { &mut *opts };
+    if o.mask & opt::TRSVCID != 0 && !o.trsvcid.is_null() {
+        return Ok(());
+    }
+    // SAFETY: `port` is NUL-terminated.
+    let copy = unsafe { kernel::bindings::kstrdup(port.as_char_ptr(), kernel::bindings::GFP_KERNEL) };
+    if copy.is_null() {
+        return Err(ENOMEM);
+    }
+    // A NULL `trsvcid` with the bit clear: nothing to free.
+    o.trsvcid = copy;
+    o.mask |= opt::TRSVCID;
+    Ok(())
 }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* C shims for rnvme-tcp; see helpers.h. */
+#include <linux/sched/mm.h>
 #include <linux/blk-mq.h>
 #include <linux/inet.h>
 #include <linux/net.h>
@@ -215,6 +216,21 @@ bool rnvme_sock_writeable(struct socket *sock)
 	return sk_stream_is_writeable(sock->sk);
 }
 
+int rnvme_sock_wmem_alloc(struct socket *sock)
+{
+	return sk_wmem_alloc_get(sock->sk);
+}
+
+unsigned int rnvme_memalloc_noio_save(void)
+{
+	return memalloc_noio_save();
+}
+
+void rnvme_memalloc_noio_restore(unsigned int flags)
+{
+	memalloc_noio_restore(flags);
+}
+
 struct rnvme_push {
 	void *ctx;
 	int (*actor)(void *ctx, struct sk_buff *skb, unsigned int off, size_t len);
@@ -337,15 +353,6 @@ bool rnvme_rq_is_write(struct request *rq)
 bool rnvme_nvme_check_ready(struct nvme_ctrl *ctrl, struct request *rq, bool queue_live)
 {
 	return nvme_check_ready(ctrl, rq, queue_live);
-}
-
-int rnvme_setup_cmd(struct blk_mq_hw_ctx *hctx, struct request *rq)
-{
-	blk_status_t st = nvme_setup_cmd(hctx->queue->queuedata, rq);
-
-	if (st == BLK_STS_OK)
-		return 0;
-	return blk_status_to_errno(st) ?: -EIO;
 }
 
 void rnvme_end_request(struct request *rq, __le16 status, __le64 result)

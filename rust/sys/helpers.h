@@ -74,6 +74,11 @@ struct rnvme_sk_ctx {
 void rnvme_sock_install(struct socket *sock, struct rnvme_sk_ctx *ctx);
 void rnvme_sock_restore(struct socket *sock, struct rnvme_sk_ctx *ctx);
 bool rnvme_sock_writeable(struct socket *sock);
+/* sk_wmem_alloc_get(): bytes of sent data the socket still holds. */
+int rnvme_sock_wmem_alloc(struct socket *sock);
+/* memalloc_noio_save()/_restore() of the current task. */
+unsigned int rnvme_memalloc_noio_save(void);
+void rnvme_memalloc_noio_restore(unsigned int flags);
 
 struct sk_buff;
 /*
@@ -102,8 +107,6 @@ size_t rnvme_iov_iter_count(const struct iov_iter *it);
 unsigned int rnvme_rq_payload_bytes(struct request *rq);
 bool rnvme_rq_is_write(struct request *rq);
 bool rnvme_nvme_check_ready(struct nvme_ctrl *ctrl, struct request *rq, bool queue_live);
-/* nvme_setup_cmd() with the namespace of hctx's queue. */
-int rnvme_setup_cmd(struct blk_mq_hw_ctx *hctx, struct request *rq);
 /* nvme_try_complete_req() or nvme_complete_rq(), as nvme_tcp_end_request(). */
 void rnvme_end_request(struct request *rq, __le16 status, __le64 result);
 /* Fails a request not yet completed, from the timeout handler. */

@@ -37,6 +37,13 @@ impl LList {
         unsafe { nb::rnvme_llist_add(node.cast(), self.0.get().cast()) }
     }
 
+    /// `llist_empty()`: whether the list held no node when looked at.
+    pub(crate) fn is_empty(&self) -> bool {
+        // SAFETY: a valid list (invariant); `first` is read once, as
+        // READ_ONCE() does, racing adds being fine for the caller.
+        unsafe { core::ptr::read_volatile(&raw const (*self.0.get()).first) }.is_null()
+    }
+
     /// Takes every node off the list, oldest first.
     pub(crate) fn take_all(&self) -> Drain {
         // SAFETY: a valid list; taking all is safe against concurrent adds.

@@ -224,6 +224,20 @@ impl NvmeCtrl {
         unsafe { nb::nvme_stop_keep_alive(self.as_raw()) };
     }
 
+    /// `nvme_auth_stop()`: cancels in-band authentication work.
+    pub(crate) fn auth_stop(self) {
+        // SAFETY: as above.
+        unsafe { nb::nvme_auth_stop(self.as_raw()) };
+    }
+
+    /// `nvme_ctrl_sgl_supported()`: Identify Controller says the
+    /// controller takes SGLs (SGLS bits 0 or 1), which NVMe/TCP needs.
+    pub(crate) fn sgl_supported(self) -> bool {
+        // NVME_CTRL_SGLS_BYTE_ALIGNED | NVME_CTRL_SGLS_DWORD_ALIGNED.
+        // SAFETY: as above; `sgls` is set by Identify before callers ask.
+        unsafe { (*self.as_raw()).sgls & 0x3 != 0 }
+    }
+
     /// `flush_work(&ctrl->async_event_work)`.
     pub(crate) fn flush_async_event_work(self) {
         // SAFETY: as above; nvme_init_ctrl() initialised the work item.
@@ -269,6 +283,20 @@ impl NvmeCtrl {
             nb::nvme_uninit_ctrl(self.as_raw());
             nb::rnvme_put_ctrl(self.as_raw());
         }
+    }
+
+    /// `nvme_put_ctrl()` of the creator's reference after `nvme_add_ctrl()`
+    /// failed, which undid its own work: the controller was never added,
+    /// so there is nothing for `nvme_uninit_ctrl()` to remove (C:
+    /// `nvme_tcp_create_ctrl`'s `out_put_ctrl`). The last put calls
+    /// `free_ctrl`.
+    ///
+    /// # Safety
+    ///
+    /// This is the creator's reference; no handle is used afterwards.
+    pub(crate) unsafe fn put_unadded(self) {
+        // SAFETY: as above; the caller gives up its reference.
+        unsafe { nb::rnvme_put_ctrl(self.as_raw()) };
     }
 
     /// `nvme_quiesce_admin_queue()`.

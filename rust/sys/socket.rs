@@ -4,6 +4,12 @@
 use super::bindings as nb;
 use kernel::{bindings as kb, error::to_result, prelude::*, types::Opaque};
 
+// Not in the kernel's `bindings` crate (its allowlist leaves it out);
+// `include/net/sock.h`: `void sk_net_refcnt_upgrade(struct sock *sk);`.
+extern "C" {
+    fn sk_net_refcnt_upgrade(sk: *mut kb::sock);
+}
+
 /// A transport address parsed by `inet_pton_with_scope()`.
 pub(crate) struct SockAddr(kb::__kernel_sockaddr_storage);
 
@@ -69,6 +75,11 @@ impl TcpSocket {
         let sock = core::ptr::NonNull::new(raw).ok_or(ENOMEM)?;
         // INVARIANT: created by sock_create_kern just now.
         let s = Self { sock };
+        // A kernel socket does not pin its namespace; the queue's socket
+        // must, as long as it lives (C: `nvme_tcp_alloc_queue`).
+        // SAFETY: a new socket of sock_create_kern(), whose `sk` is set and
+        // holds no namespace reference yet.
+        unsafe { sk_net_refcnt_upgrade((*s.as_raw()).sk) };
         // SAFETY: `sock` is a valid new socket, not yet shared.
         unsafe { nb::rnvme_tcp_sock_setup(s.as_raw().cast(), tos) };
         if let Some(src) = src {
@@ -97,6 +108,14 @@ impl TcpSocket {
             )
         })?;
         Ok(s)
+    }
+
+    /// Whether the socket still holds sent data (`sk_wmem_alloc_get()`):
+    /// skbs not yet acknowledged or freed, which may reference request
+    /// pages sent with `MSG_SPLICE_PAGES`.
+    pub(crate) fn send_queued(&self) -> bool {
+        // SAFETY: the socket is valid (invariant).
+        unsafe { nb::rnvme_sock_wmem_alloc(self.as_raw().cast()) > 0 }
     }
 
     /// The raw socket, for the socket-layer calls in this module.
@@ -193,11 +212,18 @@ impl TcpSocket {
 
 impl Drop for TcpSocket {
     fn drop(&mut self) {
+        // No I/O from reclaim while the socket goes (C:
+        // `nvme_tcp_free_queue`): teardown may run under block-layer locks
+        // (del_gendisk) that the completion path of such I/O needs.
+        // SAFETY: plain flag save on the current task, restored below.
+        let noio = unsafe { nb::rnvme_memalloc_noio_save() };
         // SAFETY: by the invariant the socket is valid and released only here.
         unsafe {
             kb::kernel_sock_shutdown(self.as_raw(), kb::sock_shutdown_cmd_SHUT_RDWR);
             kb::sock_release(self.as_raw());
         }
+        // SAFETY: the flags saved above, on the same task.
+        unsafe { nb::rnvme_memalloc_noio_restore(noio) };
     }
 }
 

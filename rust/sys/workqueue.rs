@@ -82,11 +82,14 @@ impl Work {
         self.ready.load(Ordering::Acquire) && unsafe { nb::rnvme_queue_work(self.work.get().cast(), cpu) }
     }
 
-    /// Cancels the item and waits for a run in progress to finish.
-    pub(crate) fn cancel_sync(&self) {
+    /// Disables the item and waits for a run in progress to finish
+    /// (`disable_work_sync()`): until the item is initialised again
+    /// ([`Self::init`] starts it enabled), queueing it does nothing, so
+    /// nobody can requeue it behind the caller's back.
+    pub(crate) fn disable_sync(&self) {
         if self.ready.load(Ordering::Acquire) {
             // SAFETY: as above.
-            unsafe { kernel::bindings::cancel_work_sync(self.work.get()) };
+            unsafe { kernel::bindings::disable_work_sync(self.work.get()) };
         }
     }
 

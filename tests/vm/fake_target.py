@@ -23,6 +23,40 @@ def rsp(cid, status=0, hlen=24):
     return hdr(5, 0, hlen, 0, 24) + struct.pack("<QHHHH", 0, 0, 0, cid, status)
 
 
+def c2h(cid, offset, data, flags=0):
+    """A C2HData PDU (flags: 0x4 LAST, 0x8 SUCCESS) carrying data at offset."""
+    return hdr(7, flags, 24, 24, 24 + len(data)) + struct.pack("<HHII", cid, 0, offset, len(data)) + bytes(4) + data
+
+
+# Property values of a minimal controller: CAP (MQES 31, CQR, TO 1 s, NVM
+# command set), VS 1.4, CSTS ready.
+PROPS = {0x0: 31 | 1 << 16 | 2 << 24 | 1 << 37, 0x8: 0x10400, 0x1C: 1}
+
+
+def serve(c, on_cmd):
+    """Answers command capsules until on_cmd returns None or the host closes:
+    Fabrics Connect, Property Get/Set succeed, anything else goes to on_cmd(opcode, cid),
+    which returns the bytes to send (or None to stop serving)."""
+    while True:
+        try:
+            cap = recv_exact(c, 72)
+            plen = struct.unpack_from("<I", cap, 4)[0]
+            if plen > 72:
+                recv_exact(c, plen - 72)
+        except (OSError, EOFError):
+            return
+        opcode, cid, fctype = cap[8], struct.unpack_from("<H", cap, 10)[0], cap[12]
+        if opcode == 0x7F and fctype == 0x04:  # Property Get
+            c.sendall(struct.pack("<BBBBIQHHHH", 5, 0, 24, 0, 24, PROPS.get(struct.unpack_from("<I", cap, 8 + 44)[0], 0), 0, 0, cid, 0))
+        elif opcode == 0x7F:  # Connect, Property Set
+            c.sendall(rsp(cid))
+        else:
+            out = on_cmd(opcode, cid)
+            if out is None:
+                return
+            c.sendall(out)
+
+
 def recv_exact(c, n):
     b = b""
     while len(b) < n:
@@ -58,7 +92,20 @@ else:
     plen = struct.unpack_from("<I", cap, 4)[0]
     recv_exact(c, plen - 72)
     cid = struct.unpack_from("<H", cap, 8 + 2)[0]
-    if MODE == "rsp-bad-hlen":
+    if MODE == "rsp-dup-cid":
+        # Connect answered twice. nvme-core bumps a tag's generation (the
+        # command id's top 4 bits) when its command completes, so the second
+        # answer names the now free request by the id its next command would
+        # carry. It comes in place of the answer to the next command
+        # (Property Get), which is in flight then.
+        c.sendall(rsp(cid))
+        recv_exact(c, 72)
+        c.sendall(rsp((cid + 0x1000) & 0xFFFF))
+    elif MODE == "identify-short":
+        # Identify (a 4 KiB read) answered with SUCCESS after 512 bytes of data.
+        c.sendall(rsp(cid))
+        serve(c, lambda op, cid: c2h(cid, 0, bytes([0xA5]) * 512) + rsp(cid) if op == 0x06 else rsp(cid))
+    elif MODE == "rsp-bad-hlen":
         c.sendall(rsp(cid, hlen=23))
     elif MODE == "rsp-unknown-cid":
         c.sendall(rsp(cid ^ 0x5a5))
