@@ -7,4 +7,7 @@ cd "$RNVME_ROOT"
 bash scripts/setup.sh all
 step "module: make module"
 make --no-print-directory module
-exec qemu/run-vm.sh --timeout "${RNVME_RUN_TIMEOUT:-600}" --out build/run -- bash tests/vm/demo.sh
+# DEMO_FIO_ARGS: extra fio options for the demo's job (e.g. --verify_only, which
+# reads blocks never written: a verify failure that must fail make run).
+exec qemu/run-vm.sh --timeout "${RNVME_RUN_TIMEOUT:-600}" --out build/run -- \
+	${DEMO_FIO_ARGS:+DEMO_FIO_ARGS="'$DEMO_FIO_ARGS'"} bash tests/vm/demo.sh

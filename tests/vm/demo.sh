@@ -20,7 +20,8 @@ nvme list
 title "fio: 10 s random read/write, 4k, QD 8, verify=crc32c on $dev"
 # fio's own status decides (make run fails with it); grep only shows lines.
 cd /tmp && fio --name=demo --filename="$dev" --rw=randrw --bs=4k --size=32M --ioengine=libaio --iodepth=8 \
-	--direct=1 --verify=crc32c --verify_fatal=1 --verify_state_save=0 --time_based --runtime=10 >/tmp/demo-fio.txt 2>&1
+	--direct=1 --verify=crc32c --verify_fatal=1 --verify_state_save=0 --time_based --runtime=10 ${DEMO_FIO_ARGS:-} \
+	>/tmp/demo-fio.txt 2>&1
 fio_rc=$?
 grep -E 'err=|READ:|WRITE:|IOPS|verify|fio:' /tmp/demo-fio.txt
 [ $fio_rc -eq 0 ] || fail "fio verify failed (status $fio_rc)"
