@@ -73,6 +73,8 @@ target_up() {
 	echo tcp >"$NVMET/ports/1/addr_trtype"
 	echo "$TRADDR" >"$NVMET/ports/1/addr_traddr"
 	echo "$TRSVCID" >"$NVMET/ports/1/addr_trsvcid"
+	# TLS 1.3 only (treq becomes "required"), PSKs from the .nvme keyring.
+	if [ "${TARGET_TLS:-0}" = 1 ]; then echo tls1.3 >"$NVMET/ports/1/addr_tsas" || return 1; fi
 	ln -s "$NVMET/subsystems/$NQN" "$NVMET/ports/1/subsystems/$NQN" || return 1
 }
 target_down() {
@@ -84,6 +86,29 @@ target_down() {
 	rmdir "$NVMET/subsystems/$NQN" 2>/dev/null
 	modprobe -r nvmet-tcp nvmet 2>/dev/null
 	modprobe -r brd 2>/dev/null
+	return 0
+}
+# TLS 1.3 on the nvmet port: a retained PSK for ($(hostnqn), $NQN) in the
+# .nvme keyring (nvme gen-tls-key --insert), tlshd serving the handshake
+# upcalls of both sides (no systemd in the VM: started here, stopped by
+# on_exit). Call before target_up; target_up then requires TLS on its port.
+tls_up() {
+	local conf=/tmp/tlshd.conf i
+	# The .nvme keyring exists once nvme-keyring is loaded.
+	modprobe nvme-keyring || return 1
+	nvme gen-tls-key --subsysnqn="$NQN" --hostnqn="$(cat /etc/nvme/hostnqn)" --insert >/tmp/tls-key.txt 2>&1 ||
+		{ sed 's/^/# gen-tls-key: /' /tmp/tls-key.txt; return 1; }
+	keyctl show %:.nvme 2>/dev/null | grep -q 'NVMe' || { log "no PSK in the .nvme keyring"; return 1; }
+	printf '[debug]\nloglevel=1\ntls=0\nnl=0\n[authenticate]\nkeyrings=.nvme\n[authenticate.client]\n[authenticate.server]\n' >"$conf"
+	tlshd -c "$conf" -s >/tmp/tlshd.log 2>&1 &
+	_tlshd_pid=$!
+	on_exit tls_down
+	for i in $(seq 20); do kill -0 $_tlshd_pid 2>/dev/null || { sed 's/^/# tlshd: /' /tmp/tlshd.log; return 1; }; sleep 0.1; done
+	TARGET_TLS=1
+}
+tls_down() {
+	[ -n "${_tlshd_pid:-}" ] && kill "$_tlshd_pid" 2>/dev/null
+	keyctl clear %:.nvme 2>/dev/null
 	return 0
 }
 target_listening() { grep -q ":$(printf '%04X' "$TRSVCID") 00000000:0000 0A" /proc/net/tcp; }

@@ -3,6 +3,7 @@
 # with R2T, nvme reset, disconnect) leaves no unreferenced object that
 # rnvme_tcp allocated or that was allocated on its behalf (kmemleak), and the
 # module unloads after.
+# needs: kmemleak
 . "$(dirname "$0")/lib.sh"
 KL=/sys/kernel/debug/kmemleak
 [ -w $KL ] || fail "no $KL (the test kernel has CONFIG_DEBUG_KMEMLEAK)"
