@@ -432,6 +432,7 @@ impl Queue {
         let me: *const Queue = self;
         let work = self.io_work.as_raw();
         if let Some(s) = &self.conf().sock {
+            self.sk_ctx.set_tls(s.tls());
             // `stop` restored any earlier install; `io_work` was initialised
             // in `alloc`. SAFETY: so not installed now, and the queue neither
             // moves nor goes away before `stop` restores (type invariant).
@@ -619,6 +620,11 @@ impl Queue {
         })
     }
 
+    /// The queue runs over kTLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        self.conf().sock.as_ref().is_some_and(TcpSocket::tls)
+    }
+
     fn sock(&self) -> Result<&TcpSocket, c_int> {
         self.conf().sock.as_ref().ok_or(-(errno::ENOTCONN))
     }
@@ -738,7 +744,9 @@ impl Queue {
         }
         // SAFETY: `cur` is an in-flight request the send side owns.
         let req = unsafe { &mut *s.cur };
-        let more = !s.head.is_null();
+        // Not across requests on TLS (C: `nvme_tcp_queue_more()`): a record
+        // kept open for a later request would wait for it.
+        let more = !s.head.is_null() && !self.is_tls();
         let n = match req.send {
             SendState::Cmd { off } => {
                 let total = pdu::CMD_PDU_LEN + self.conf().digests.hdgst_len();
@@ -885,6 +893,10 @@ impl Queue {
     /// completes them) or the queue is not live, or a negative errno when
     /// the connection failed (error recovery has been started).
     pub(crate) fn poll(&self) -> c_int {
+        // TLS queues: io_work receives (see `crate::tls`).
+        if self.is_tls() {
+            return 0;
+        }
         let Some(g) = self.try_recv() else {
             return 0;
         };

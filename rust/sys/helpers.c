@@ -8,6 +8,7 @@
 #include <net/tcp.h>
 #include <net/ip.h>
 #include <linux/workqueue.h>
+#include <linux/completion.h>
 #include <linux/uio.h>
 #include <linux/bvec.h>
 #include <linux/iov_iter.h>
@@ -153,6 +154,9 @@ static void rnvme_write_space(struct sock *sk)
 	ctx = sk->sk_user_data;
 	if (likely(ctx && sk_stream_is_writeable(sk))) {
 		clear_bit(SOCK_NOSPACE, &sk->sk_socket->flags);
+		/* As nvme_tcp_write_space(): kTLS retries its pending records. */
+		if (READ_ONCE(ctx->tls))
+			ctx->saved_write_space(sk);
 		queue_work_on(ctx->io_cpu, rnvme_wq, ctx->io_work);
 	}
 	read_unlock_bh(&sk->sk_callback_lock);
@@ -443,4 +447,9 @@ void rnvme_init_delayed_work(struct delayed_work *dw, void (*fn)(struct work_str
 bool rnvme_queue_delayed_work(struct delayed_work *dw, unsigned int secs)
 {
 	return queue_delayed_work(rnvme_wq, dw, secs * HZ);
+}
+
+void rnvme_init_completion(struct completion *x)
+{
+	init_completion(x);
 }
