@@ -672,7 +672,7 @@ fn connect_queue(dev: &Device, qid: u16, c: &TcpCtrl, opts: &CtrlOptions) -> Res
         dev_err!(dev, "rnvme_tcp: queue {}: failed to send icreq: {}\n", qid, e.to_errno());
     })?;
     let mut buf = [0u8; pdu::ICRESP_LEN];
-    sock.recv_exact_setup(&mut buf).inspect_err(|e| {
+    crate::tls::recv_icresp(dev, qid, &sock, &mut buf).inspect_err(|e| {
         dev_err!(dev, "rnvme_tcp: queue {}: failed to receive icresp: {}\n", qid, e.to_errno());
     })?;
     let icresp = pdu::parse_icresp(&buf, digests).map_err(|e| {

@@ -12,7 +12,9 @@
 //! (`tls_sw_read_sock()` takes the reader lock, which may sleep: pollers
 //! must not).
 
+use crate::proto::tls::{content, ControlRecord};
 use crate::sys::fabrics::CtrlOptions;
+use crate::sys::fmt::Shown;
 use crate::sys::handshake::{self, HandshakeError, KeySerial};
 use crate::sys::nvme::NvmeCtrl;
 use crate::sys::socket::TcpSocket;
@@ -121,4 +123,48 @@ pub(crate) fn start(n: NvmeCtrl, qid: u16, sock: TcpSocket) -> Result<TcpSocket>
             Err(e.error())
         }
     }
+}
+
+/// Receives the ICResp (blocking, up to the socket's 10 s receive timeout).
+/// On a TLS queue every receive reports its record type (C: the ICResp's
+/// `tls_get_record_type()` check) and records that are not data go through
+/// the record-type policy: a NewSessionTicket is consumed, anything else
+/// fails the queue, named in the log.
+pub(crate) fn recv_icresp(dev: &Device, qid: u16, sock: &TcpSocket, buf: &mut [u8]) -> Result {
+    if !sock.tls() {
+        return sock.recv_exact_setup(buf);
+    }
+    let mut got = 0;
+    let mut record: Option<ControlRecord> = None;
+    let mut scratch = [0u8; 256];
+    while got < buf.len() {
+        // A record that is not data goes on in the scratch buffer.
+        let dst = if record.is_some() { &mut scratch[..] } else { &mut buf[got..] };
+        let r = sock.recv_record(dst, 0).map_err(Error::from_errno)?;
+        if r.n == 0 {
+            return Err(ECONNRESET);
+        }
+        if r.record_type == content::DATA {
+            if record.is_some() {
+                dev_err!(dev, "rnvme_tcp: queue {}: icresp: TLS data record inside a control record\n", qid);
+                return Err(EPROTO);
+            }
+            got += r.n;
+            continue;
+        }
+        let bytes = &dst[..r.n];
+        let rec = record.get_or_insert_with(|| ControlRecord::new(r.record_type));
+        rec.feed(bytes);
+        if r.eor {
+            rec.end();
+        }
+        if let Some(stop) = rec.stop() {
+            dev_err!(dev, "rnvme_tcp: queue {}: icresp: {}\n", qid, Shown(stop));
+            return Err(Error::from_errno(-stop.errno()));
+        }
+        if r.eor && !rec.continues() {
+            record = None;
+        }
+    }
+    Ok(())
 }

@@ -10,6 +10,7 @@ use super::bindings as nb;
 use super::fabrics::CtrlOptions;
 use super::nvme::NvmeCtrl;
 use super::socket::TcpSocket;
+use crate::proto::tls::Got;
 use core::sync::atomic::{AtomicI32, Ordering};
 use kernel::{bindings as kb, error::from_err_ptr, prelude::*, types::Opaque};
 
@@ -267,5 +268,50 @@ pub(crate) fn client_hello_psk(
     match KeySerial::new(st.peerid.load(Ordering::Relaxed)) {
         Some(id) if psk_usable(id) => Ok(id),
         _ => Err(HandshakeError::Failed(ENOKEY)),
+    }
+}
+
+/// Room for one `SOL_TLS`/`TLS_GET_RECORD_TYPE` control message
+/// (`CMSG_SPACE(1)`), aligned as a `cmsghdr`.
+#[repr(C, align(8))]
+struct RecordTypeCmsg([u8; 24]);
+
+impl TcpSocket {
+    /// `sock_recvmsg()` with `msg` (its iterator set up by the caller) and
+    /// a control buffer for the TLS record type, set afresh for this call
+    /// (`put_cmsg()` advances `msg_control` and shrinks `msg_controllen`)
+    /// and cleared again before returning. Returns the bytes placed, the
+    /// record type (0 when none was reported) and whether the record's
+    /// end was consumed (`MSG_EOR`); errors as negative errnos.
+    pub(crate) fn recvmsg_record(&self, msg: &mut kb::msghdr, flags: c_int) -> core::result::Result<Got, c_int> {
+        let mut cbuf = RecordTypeCmsg([0; 24]);
+        msg.__bindgen_anon_1.msg_control = cbuf.0.as_mut_ptr().cast();
+        msg.msg_controllen = cbuf.0.len();
+        msg.msg_flags = 0;
+        // SAFETY: the socket is valid (its invariant); `msg`'s iterator is
+        // the caller's destination and its control buffer lives on this
+        // stack frame for the call.
+        let n = unsafe { kb::sock_recvmsg(self.as_raw(), msg, flags) };
+        let eor = msg.msg_flags & kb::MSG_EOR != 0;
+        msg.__bindgen_anon_1.msg_control = core::ptr::null_mut();
+        msg.msg_controllen = 0;
+        if n < 0 {
+            return Err(n);
+        }
+        // SAFETY: the socket is valid; the helper reads the cmsghdr at the
+        // start of `cbuf`, zeroed unless kTLS wrote the record type there.
+        let record_type = unsafe { nb::tls_get_record_type((*self.as_raw()).sk, cbuf.0.as_ptr().cast()) };
+        Ok(Got { n: n as usize, record_type, eor })
+    }
+
+    /// [`Self::recvmsg_record`] into `buf` (a PDU header, a digest, the
+    /// ICResp, the queue's record buffer).
+    pub(crate) fn recv_record(&self, buf: &mut [u8], flags: c_int) -> core::result::Result<Got, c_int> {
+        let mut msg = kb::msghdr::default();
+        let mut iov = kb::kvec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+        // SAFETY: `iov` covers `buf`, writable for the call; the iterator
+        // is used only by the receive below.
+        unsafe { kb::iov_iter_kvec(&raw mut msg.msg_iter, kb::ITER_DEST, &raw mut iov, 1, buf.len()) };
+        self.recvmsg_record(&mut msg, flags)
     }
 }

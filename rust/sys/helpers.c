@@ -453,3 +453,16 @@ void rnvme_init_completion(struct completion *x)
 {
 	init_completion(x);
 }
+
+static size_t rnvme_copy_step(void *base, size_t progress, size_t len, void *priv, void *priv2)
+{
+	memcpy((char *)priv + progress, base, len);
+	return 0;
+}
+
+size_t rnvme_iter_copy_out(struct iov_iter *it, void *buf, size_t n)
+{
+	int err = 0;
+
+	return iterate_and_advance_kernel(it, n, buf, &err, rnvme_copy_step);
+}

@@ -154,5 +154,11 @@ bool rnvme_queue_delayed_work(struct delayed_work *dw, unsigned int secs);
 struct completion;
 /* init_completion(). */
 void rnvme_init_completion(struct completion *x);
+/*
+ * Copies the first n bytes an iterator covers into buf and advances it past
+ * them (iterate_and_advance_kernel(), as rnvme_iter_crc32c()): what a TLS
+ * record that is not data left in a request's pages.
+ */
+size_t rnvme_iter_copy_out(struct iov_iter *it, void *buf, size_t n);
 
 #endif

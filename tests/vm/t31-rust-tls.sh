@@ -42,6 +42,28 @@ for digest in "" "--hdr-digest --data-digest"; do
 	no_ctrl_left || fail "disconnect left something"
 done
 
+# A poll queue over TLS: its poller leaves receiving to io_work (recvmsg, record types seen).
+run nvme connect -t tcp --tls -a "$TRADDR" -s "$TRSVCID" -n "$NQN" --nr-io-queues=1 --nr-poll-queues=1 ||
+	fail "TLS connect with a poll queue failed"
+ctrl=$(ctrl_for_nqn) || fail "no controller for $NQN"
+dev=$(ns_dev_of "$ctrl") || fail "no namespace block device for $ctrl"
+for bs in 4k 64k; do
+	run_fio --name="tls-poll-$bs" --filename="$dev" --rw=randwrite --bs=$bs --size=4M --ioengine=io_uring --hipri=1 \
+		--iodepth=8 --direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1 || fail "fio $bs hipri over TLS failed"
+done
+grep "^$ctrl " /sys/kernel/debug/rnvme_tcp/queues | sed 's/^/# /'
+run nvme disconnect -n "$NQN" || fail "disconnect failed"
+no_ctrl_left || fail "disconnect left something"
+
+# read_sock=1 cannot receive TLS records that are not data: refused at connect.
+modprobe -r rnvme_tcp || fail "rnvme_tcp does not unload"
+modprobe rnvme_tcp read_sock=1 || fail "cannot load rnvme_tcp read_sock=1"
+dmesg_mark
+nvme connect -t tcp --tls -a "$TRADDR" -s "$TRSVCID" -n "$NQN" >/dev/null 2>&1 && fail "connect --tls succeeded with read_sock=1"
+line=$(dmesg_since_mark | grep -o "rnvme_tcp: tls needs the recvmsg receive path.*") || fail "no line refusing read_sock=1"
+log "$line"
+no_ctrl_left || fail "the refused connect left something"
+
 # Handshake timeout: tlshd stopped, so the upcall is never answered.
 modprobe -r rnvme_tcp || fail "rnvme_tcp does not unload"
 modprobe rnvme_tcp tls_handshake_timeout=2 || fail "cannot load rnvme_tcp tls_handshake_timeout=2"
