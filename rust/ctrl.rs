@@ -538,6 +538,10 @@ impl TcpCtrl {
                 dev_err!(self.device(), "icdoff is not supported!\n");
                 return Err(EOPNOTSUPP);
             }
+            if !n.sgl_supported() {
+                dev_err!(self.device(), "Mandatory sgls are not supported!\n");
+                return Err(EOPNOTSUPP);
+            }
             if u32::from(n.sqsize()) + 1 > u32::from(n.maxcmd()) {
                 dev_warn!(self.device(), "sqsize {} > ctrl maxcmd {}, clamping down\n", u32::from(n.sqsize()) + 1, n.maxcmd());
                 n.set_sqsize(n.maxcmd().saturating_sub(1));
@@ -773,6 +777,7 @@ unsafe extern "C" fn err_work_fn(w: *mut kb::work_struct) {
     }
     c.teardown_admin_queue(&p, false);
     n.unquiesce_admin_queue();
+    n.auth_stop();
     if !n.change_state(nb::nvme_ctrl_state_NVME_CTRL_CONNECTING) {
         return;
     }

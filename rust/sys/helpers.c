@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* C shims for rnvme-tcp; see helpers.h. */
+#include <linux/sched/mm.h>
 #include <linux/blk-mq.h>
 #include <linux/inet.h>
 #include <linux/net.h>
@@ -222,6 +223,16 @@ bool rnvme_sock_writeable(struct socket *sock)
 int rnvme_sock_wmem_alloc(struct socket *sock)
 {
 	return sk_wmem_alloc_get(sock->sk);
+}
+
+unsigned int rnvme_memalloc_noio_save(void)
+{
+	return memalloc_noio_save();
+}
+
+void rnvme_memalloc_noio_restore(unsigned int flags)
+{
+	memalloc_noio_restore(flags);
 }
 
 struct rnvme_push {

@@ -78,6 +78,9 @@ void rnvme_sock_restore(struct socket *sock, struct rnvme_sk_ctx *ctx);
 bool rnvme_sock_writeable(struct socket *sock);
 /* sk_wmem_alloc_get(): bytes of sent data the socket still holds. */
 int rnvme_sock_wmem_alloc(struct socket *sock);
+/* memalloc_noio_save()/_restore() of the current task. */
+unsigned int rnvme_memalloc_noio_save(void);
+void rnvme_memalloc_noio_restore(unsigned int flags);
 
 struct sk_buff;
 /*

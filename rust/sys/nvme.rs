@@ -224,6 +224,20 @@ impl NvmeCtrl {
         unsafe { nb::nvme_stop_keep_alive(self.as_raw()) };
     }
 
+    /// `nvme_auth_stop()`: cancels in-band authentication work.
+    pub(crate) fn auth_stop(self) {
+        // SAFETY: as above.
+        unsafe { nb::nvme_auth_stop(self.as_raw()) };
+    }
+
+    /// `nvme_ctrl_sgl_supported()`: Identify Controller says the
+    /// controller takes SGLs (SGLS bits 0 or 1), which NVMe/TCP needs.
+    pub(crate) fn sgl_supported(self) -> bool {
+        // NVME_CTRL_SGLS_BYTE_ALIGNED | NVME_CTRL_SGLS_DWORD_ALIGNED.
+        // SAFETY: as above; `sgls` is set by Identify before callers ask.
+        unsafe { (*self.as_raw()).sgls & 0x3 != 0 }
+    }
+
     /// `flush_work(&ctrl->async_event_work)`.
     pub(crate) fn flush_async_event_work(self) {
         // SAFETY: as above; nvme_init_ctrl() initialised the work item.

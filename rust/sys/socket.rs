@@ -224,6 +224,11 @@ impl TcpSocket {
 
 impl Drop for TcpSocket {
     fn drop(&mut self) {
+        // No I/O from reclaim while the socket goes (C:
+        // `nvme_tcp_free_queue`): teardown may run under block-layer locks
+        // (del_gendisk) that the completion path of such I/O needs.
+        // SAFETY: plain flag save on the current task, restored below.
+        let noio = unsafe { nb::rnvme_memalloc_noio_save() };
         // SAFETY: by the invariant the socket is valid and released only here.
         unsafe {
             kb::kernel_sock_shutdown(self.as_raw(), kb::sock_shutdown_cmd_SHUT_RDWR);
@@ -237,6 +242,8 @@ impl Drop for TcpSocket {
                 kb::__fput_sync(file);
             }
         }
+        // SAFETY: the flags saved above, on the same task.
+        unsafe { nb::rnvme_memalloc_noio_restore(noio) };
     }
 }
 
