@@ -149,10 +149,10 @@ pub(crate) fn recv_icresp(dev: &Device, qid: u16, sock: &TcpSocket, buf: &mut [u
                 dev_err!(dev, "rnvme_tcp: queue {}: icresp: TLS data record inside a control record\n", qid);
                 return Err(EPROTO);
             }
-            got += r.n;
+            got += r.n.min(buf.len() - got);
             continue;
         }
-        let bytes = &dst[..r.n];
+        let bytes = dst.get(..r.n).ok_or(EINVAL)?;
         let rec = record.get_or_insert_with(|| ControlRecord::new(r.record_type));
         rec.feed(bytes);
         if r.eor {

@@ -491,14 +491,14 @@ pub fn recv_pass_tls<I: TlsQueueIo>(m: &mut RecvMachine, t: &mut TlsRx, io: &mut
                 let stop = TlsStop { control: Control::BoundaryLost, action: policy(Control::BoundaryLost) };
                 return Err(RecvError::Tls(stop));
             }
-            let bytes = &t.buf[..got.n];
+            let bytes = t.buf.get(..got.n).ok_or(RecvError::Internal(errno::EINVAL))?;
             control_bytes(&mut t.record, got, io, &mut |rec, _| rec.feed(bytes))?;
             continue;
         }
         let (got, placed) = match m.want() {
             Want::Header(buf) | Want::Digest(buf) => match io.recv_buf_tls(buf) {
                 Ok(g) if g.n > 0 && g.record_type != content::DATA => {
-                    let bytes = &buf[..g.n];
+                    let bytes = buf.get(..g.n).ok_or(RecvError::Internal(errno::EINVAL))?;
                     control_bytes(&mut t.record, g, io, &mut |rec, _| rec.feed(bytes))?;
                     taken = taken.saturating_add(g.n);
                     continue;
