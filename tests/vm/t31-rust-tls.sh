@@ -42,6 +42,23 @@ for digest in "" "--hdr-digest --data-digest"; do
 	no_ctrl_left || fail "disconnect left something"
 done
 
+# tls_key= and keyring= as nvme-fabrics takes them (key serials): that PSK, looked up in that keyring.
+psk=$(keyctl show %:.nvme | awk '/psk: / { print $1; exit }')
+ring=$(keyctl show %:.nvme | awk '/keyring: \.nvme/ { print $1; exit }')
+[ -n "$psk" ] && [ -n "$ring" ] || fail "no PSK or .nvme keyring serial in: $(keyctl show %:.nvme | tr '\n' ' ')"
+# The host NQN the PSK was made for, with the host id nvme-cli paired it with.
+hostid=$(cat /etc/nvme/hostid 2>/dev/null || true)
+opts="transport=tcp,traddr=$TRADDR,trsvcid=$TRSVCID,nqn=$NQN,hostnqn=$(cat /etc/nvme/hostnqn)${hostid:+,hostid=$hostid},tls,tls_key=$psk,keyring=$ring"
+log "\$ echo $opts > /dev/nvme-fabrics"
+echo "$opts" >/dev/nvme-fabrics || fail "connect with tls_key=$psk keyring=$ring failed"
+ctrl=$(ctrl_for_nqn) || fail "no controller for $NQN"
+[ "$(cat /sys/class/nvme/"$ctrl"/tls_key)" = "$(printf '%08x' "$psk")" ] || fail "tls_key is not the given key $psk"
+[ "$(cat /sys/class/nvme/"$ctrl"/tls_mode)" = tls ] || fail "tls_mode is not tls"
+[ "$(cat /sys/class/nvme/"$ctrl"/tls_keyring)" = .nvme ] || fail "tls_keyring is not .nvme"
+log "$ctrl tls_key $(cat /sys/class/nvme/"$ctrl"/tls_key), tls_mode tls, tls_keyring .nvme"
+run nvme disconnect -n "$NQN" || fail "disconnect failed"
+no_ctrl_left || fail "disconnect left something"
+
 # A poll queue over TLS: its poller leaves receiving to io_work (recvmsg, record types seen).
 run nvme connect -t tcp --tls -a "$TRADDR" -s "$TRSVCID" -n "$NQN" --nr-io-queues=1 --nr-poll-queues=1 ||
 	fail "TLS connect with a poll queue failed"
