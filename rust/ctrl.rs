@@ -42,7 +42,7 @@ impl Transport for TcpTransport {
     const ALLOWED_OPTS: u32 =
         opt::TRSVCID | opt::CTRL_LOSS_TMO | opt::HDR_DIGEST | opt::DATA_DIGEST | opt::NR_WRITE_QUEUES
             | opt::NR_POLL_QUEUES | opt::HOST_TRADDR | opt::HOST_IFACE | opt::TOS | opt::RECONNECT_DELAY
-            | opt::FAIL_FAST_TMO;
+            | opt::FAIL_FAST_TMO | opt::TLS | opt::KEYRING | opt::TLS_KEY;
 
     /// `NVME_TCP_DISC_PORT`.
     const DEFAULT_TRSVCID: &'static CStr = c"4420";
@@ -65,6 +65,7 @@ impl Transport for TcpTransport {
                 opts.subsysnqn().unwrap_or(c"?"), traddr, trsvcid);
             return Err(EALREADY);
         }
+        crate::tls::check_options(dev, opts, crate::module_parameters::read_sock.value())?;
         TcpCtrl::create(dev, opts, addr, src)
     }
 }
@@ -602,6 +603,8 @@ impl TcpCtrl {
         if remove {
             n.remove_admin_tag_set();
         }
+        // C: the negotiated PSK is wiped with the admin queue.
+        n.set_tls_pskid(None);
     }
 
     /// C: `nvme_tcp_teardown_ctrl`.
@@ -667,11 +670,13 @@ fn connect_queue(dev: &Device, qid: u16, c: &TcpCtrl, opts: &CtrlOptions) -> Res
     let sock = TcpSocket::connect(&c.addr, c.src_addr.as_ref(), opts.host_iface(), opts.tos()).inspect_err(|e| {
         dev_err!(dev, "rnvme_tcp: queue {}: failed to connect socket: {}\n", qid, e.to_errno());
     })?;
+    // With `tls`: the handshake, before ICReq (C: nvme_tcp_alloc_queue).
+    let sock = crate::tls::start(c.core(), qid, sock)?;
     sock.send_all(&pdu::encode_icreq(digests)).inspect_err(|e| {
         dev_err!(dev, "rnvme_tcp: queue {}: failed to send icreq: {}\n", qid, e.to_errno());
     })?;
     let mut buf = [0u8; pdu::ICRESP_LEN];
-    sock.recv_exact_setup(&mut buf).inspect_err(|e| {
+    crate::tls::recv_icresp(dev, qid, &sock, &mut buf).inspect_err(|e| {
         dev_err!(dev, "rnvme_tcp: queue {}: failed to receive icresp: {}\n", qid, e.to_errno());
     })?;
     let icresp = pdu::parse_icresp(&buf, digests).map_err(|e| {

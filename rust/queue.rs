@@ -25,11 +25,12 @@ use crate::proto::errno;
 use crate::proto::pdu::{self, Digests, ProtoError, R2T};
 use crate::proto::r2t::{self, Slot, SlotAction, SlotEvent};
 use crate::proto::recv::{self, Event, QueueIo, RecvError, RecvMachine};
+use crate::proto::tls::{self as tlsproto, ControlRecord, Got, TlsQueueIo, TlsRx};
 use crate::stats::QueueStats;
 use crate::sys::bindings as nb;
 use crate::sys::blk_mq::{Lookup, Request};
 use crate::sys::fmt::Shown;
-use crate::sys::iov::{DataPhase, KernelCrc32c, RqData, SkbRange};
+use crate::sys::iov::{DataPhase, KernelCrc32c, PhaseMark, RqData, SkbRange};
 use crate::sys::llist::LList;
 use crate::sys::socket::{SockCallbacks, TcpSocket};
 use crate::sys::workqueue::{Work, WORK_CPU_UNBOUND};
@@ -268,19 +269,31 @@ struct RecvData {
     source: RecvSource,
     /// A push pass's outcome so far: completions, or why the queue failed.
     push_result: Result<u32, RecvError>,
+    /// TLS: where the data phase stood before the last receive, until its
+    /// record type says commit or rewind.
+    tls_mark: Option<PhaseMark>,
 }
 
 /// What whoever holds `recv_busy` touches.
 struct RecvSide {
     machine: RecvMachine,
     data: RecvData,
+    /// TLS: a record that is not data being read, and its buffer.
+    tls: TlsRx,
 }
 
 impl RecvSide {
     fn new(digests: Digests) -> Self {
         Self {
             machine: RecvMachine::new(digests),
-            data: RecvData { data_req: null_mut(), phase: DataPhase::new(), source: RecvSource::Socket, push_result: Ok(0) },
+            data: RecvData {
+                data_req: null_mut(),
+                phase: DataPhase::new(),
+                source: RecvSource::Socket,
+                push_result: Ok(0),
+                tls_mark: None,
+            },
+            tls: TlsRx::new(),
         }
     }
 }
@@ -432,6 +445,7 @@ impl Queue {
         let me: *const Queue = self;
         let work = self.io_work.as_raw();
         if let Some(s) = &self.conf().sock {
+            self.sk_ctx.set_tls(s.tls());
             // `stop` restored any earlier install; `io_work` was initialised
             // in `alloc`. SAFETY: so not installed now, and the queue neither
             // moves nor goes away before `stop` restores (type invariant).
@@ -619,6 +633,11 @@ impl Queue {
         })
     }
 
+    /// The queue runs over kTLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        self.conf().sock.as_ref().is_some_and(TcpSocket::tls)
+    }
+
     fn sock(&self) -> Result<&TcpSocket, c_int> {
         self.conf().sock.as_ref().ok_or(-(errno::ENOTCONN))
     }
@@ -738,7 +757,9 @@ impl Queue {
         }
         // SAFETY: `cur` is an in-flight request the send side owns.
         let req = unsafe { &mut *s.cur };
-        let more = !s.head.is_null();
+        // Not across requests on TLS (C: `nvme_tcp_queue_more()`): a record
+        // kept open for a later request would wait for it.
+        let more = !s.head.is_null() && !self.is_tls();
         let n = match req.send {
             SendState::Cmd { off } => {
                 let total = pdu::CMD_PDU_LEN + self.conf().digests.hdgst_len();
@@ -885,6 +906,10 @@ impl Queue {
     /// completes them) or the queue is not live, or a negative errno when
     /// the connection failed (error recovery has been started).
     pub(crate) fn poll(&self) -> c_int {
+        // TLS queues: io_work receives (see `crate::tls`).
+        if self.is_tls() {
+            return 0;
+        }
         let Some(g) = self.try_recv() else {
             return 0;
         };
@@ -927,7 +952,12 @@ impl Queue {
 
 /// Runs the receive machine of `q` over its current source.
 fn run_pass(q: &Queue, side: &mut RecvSide) -> Result<recv::PassEnd, RecvError> {
-    let RecvSide { machine, data } = side;
+    let RecvSide { machine, data, tls } = side;
+    // TLS queues always pull with recvmsg, so every record's type is seen
+    // (pollers and read_sock=1 never push on them: see `crate::tls`).
+    if q.is_tls() && matches!(data.source, RecvSource::Socket) {
+        return tlsproto::recv_pass_tls(machine, tls, &mut RecvCtx { queue: q, data });
+    }
     recv::recv_pass(machine, &mut RecvCtx { queue: q, data })
 }
 
@@ -1063,6 +1093,67 @@ impl QueueIo for RecvCtx<'_> {
             // One skb read_sock() holds: its length bounds the pass.
             RecvSource::Skb(_) => usize::MAX,
         }
+    }
+}
+
+impl RecvCtx<'_> {
+    /// The data phase's request (set by `DataBegin`).
+    fn data_req(&mut self) -> Result<&mut TcpRequest, i32> {
+        if self.data.data_req.is_null() {
+            return Err(errno::EINVAL);
+        }
+        // SAFETY: set by DataBegin to an in-flight read of this queue,
+        // whose receive fields are the receive side's.
+        Ok(unsafe { &mut *self.data.data_req })
+    }
+}
+
+impl TlsQueueIo for RecvCtx<'_> {
+    fn recv_buf_tls(&mut self, buf: &mut [u8]) -> Result<Got, i32> {
+        QueueStats::add(&self.queue.stats.recvmsg_calls, 1);
+        self.queue.sock().map_err(|e| -e)?.recv_record(buf, kb::MSG_DONTWAIT as c_int).map_err(|e| -e)
+    }
+
+    fn recv_data_tls(&mut self, len: usize) -> Result<Got, i32> {
+        let q = self.queue;
+        let sock = q.sock().map_err(|e| -e)?;
+        let d = &mut *self.data;
+        if d.data_req.is_null() {
+            return Err(errno::EINVAL);
+        }
+        // SAFETY: as in `data_req`.
+        let req = unsafe { &mut *d.data_req };
+        if d.phase.ensure_room(&mut req.data).is_err() {
+            let cid = req.rq().cid();
+            dev_err!(q.dev(), "queue {}: no space in request {:#x}\n", q.qid, cid);
+            return Err(errno::EIO);
+        }
+        QueueStats::add(&q.stats.recvmsg_calls, 1);
+        let (got, mark) = d.phase.recv_tls(&mut req.data, sock, len).map_err(|e| -e)?;
+        d.tls_mark = Some(mark);
+        Ok(got)
+    }
+
+    fn commit_data(&mut self, n: usize, crc: Option<&mut u32>) {
+        let Some(mark) = self.data.tls_mark.take() else { return };
+        let Ok(req) = self.data_req() else { return };
+        let req: *mut TcpRequest = req;
+        // SAFETY: the data phase's request (above), a different object
+        // from `self.data`.
+        let req = unsafe { &mut *req };
+        let n2 = self.data.phase.commit_tls(&mut req.data, mark, crc);
+        debug_assert_eq!(n, n2);
+        req.data_recvd += n2 as u32;
+    }
+
+    fn rewind_data(&mut self, _n: usize, sink: &mut dyn FnMut(&[u8])) {
+        if let Some(mark) = self.data.tls_mark.take() {
+            self.data.phase.rewind_tls(mark, sink);
+        }
+    }
+
+    fn record_consumed(&mut self, record: &ControlRecord) {
+        QueueStats::add(&self.queue.stats.tls_tickets, u64::from(record.tickets));
     }
 }
 

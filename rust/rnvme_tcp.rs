@@ -8,6 +8,7 @@
 mod ctrl;
 mod queue;
 mod stats;
+mod tls;
 #[allow(unreachable_pub, dead_code)]
 mod proto;
 mod sys;
@@ -25,6 +26,10 @@ module! {
         read_sock: bool {
             default: false,
             description: "io_work receives with read_sock() instead of sock_recvmsg(), through the same receive machine (for the A/B benchmark; applies to controllers created after loading)",
+        },
+        tls_handshake_timeout: u32 {
+            default: 10,
+            description: "nvme TLS handshake timeout in seconds (default 10)",
         },
     },
 }

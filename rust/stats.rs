@@ -26,6 +26,8 @@ pub(crate) struct QueueStats {
     /// test can tell a digest was really in use.
     pub(crate) hdr_digest: AtomicU64,
     pub(crate) data_digest: AtomicU64,
+    /// TLS NewSessionTickets the record-type policy consumed.
+    pub(crate) tls_tickets: AtomicU64,
 }
 
 impl QueueStats {
@@ -45,7 +47,7 @@ impl fmt::Display for QueueStats {
         write!(
             f,
             "hdgst={} ddgst={} work_passes={} work_completions={} polls={} poll_completions={} \
-             recvmsg_calls={} read_sock_calls={}",
+             recvmsg_calls={} read_sock_calls={} tls_tickets={}",
             self.hdr_digest.load(Ordering::Relaxed),
             self.data_digest.load(Ordering::Relaxed),
             self.work_passes.load(Ordering::Relaxed),
@@ -54,6 +56,7 @@ impl fmt::Display for QueueStats {
             self.poll_completions.load(Ordering::Relaxed),
             self.recvmsg_calls.load(Ordering::Relaxed),
             self.read_sock_calls.load(Ordering::Relaxed),
+            self.tls_tickets.load(Ordering::Relaxed),
         )
     }
 }

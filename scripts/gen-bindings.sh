@@ -40,5 +40,11 @@ cd "$objtree"
 	--allowlist-var 'NVME_.*' \
 	--allowlist-var 'NVMF_OPT_.*' \
 	--allowlist-var 'NVME_TCP_.*' \
+	--allowlist-type 'tls_handshake_args' \
+	--allowlist-type 'tls_done_func_t' \
+	--allowlist-function 'tls_client_hello_psk' \
+	--allowlist-function 'tls_handshake_cancel' \
+	--allowlist-function 'tls_handshake_close' \
+	--allowlist-function 'tls_get_record_type' \
 	-o "$outabs.tmp" -- "$@" -I"$srctree/drivers/nvme/host" -I"$(dirname "$header")"
 mv "$outabs.tmp" "$outabs"

@@ -19,3 +19,5 @@ pub const ECONNRESET: i32 = 104;
 pub const ENOTCONN: i32 = 107;
 /// Cannot send after transport endpoint shutdown (the helpers' "peer sent FIN").
 pub const ESHUTDOWN: i32 = 108;
+/// Key has expired: kTLS after a KeyUpdate, until new keys are set.
+pub const EKEYEXPIRED: i32 = 127;

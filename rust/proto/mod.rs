@@ -11,3 +11,4 @@ pub mod errno;
 pub mod pdu;
 pub mod r2t;
 pub mod recv;
+pub mod tls;

@@ -195,6 +195,9 @@ pub enum RecvError {
     Rejected(i32),
     /// A caller broke the machine's contract (positive errno).
     Internal(i32),
+    /// A TLS record that is not data, which the record-type policy does
+    /// not let pass (`proto::tls::policy`).
+    Tls(crate::proto::tls::TlsStop),
 }
 
 impl From<ProtoError> for RecvError {
@@ -210,6 +213,7 @@ impl RecvError {
             Self::Proto(e) => e.errno(),
             Self::Terminated(_) => errno::ECONNRESET,
             Self::Socket(e) | Self::Rejected(e) | Self::Internal(e) => *e,
+            Self::Tls(t) => t.errno(),
         }
     }
 }
@@ -222,6 +226,7 @@ impl fmt::Display for RecvError {
             Self::Socket(e) => write!(f, "socket receive failed: -{e}"),
             Self::Rejected(e) => write!(f, "pdu rejected: -{e}"),
             Self::Internal(e) => write!(f, "internal receive error: -{e}"),
+            Self::Tls(t) => write!(f, "{t}"),
         }
     }
 }

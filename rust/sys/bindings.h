@@ -6,6 +6,10 @@
  */
 #include <linux/nvme.h>
 #include <linux/nvme-tcp.h>
+#include <linux/nvme-keyring.h>
+#include <linux/socket.h>
+#include <net/sock.h>
+#include <net/handshake.h>
 #include "nvme.h"
 #include "fabrics.h"
 #include "helpers.h"

@@ -58,6 +58,9 @@ pub(crate) mod opt {
     pub(crate) const TOS: u32 = nb::NVMF_OPT_TOS;
     pub(crate) const RECONNECT_DELAY: u32 = nb::NVMF_OPT_RECONNECT_DELAY;
     pub(crate) const FAIL_FAST_TMO: u32 = nb::NVMF_OPT_FAIL_FAST_TMO;
+    pub(crate) const TLS: u32 = nb::NVMF_OPT_TLS;
+    pub(crate) const KEYRING: u32 = nb::NVMF_OPT_KEYRING;
+    pub(crate) const TLS_KEY: u32 = nb::NVMF_OPT_TLS_KEY;
 }
 
 /// Connect options nvme-fabrics parsed (`struct nvmf_ctrl_options`).

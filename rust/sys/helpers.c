@@ -9,6 +9,7 @@
 #include <net/tcp.h>
 #include <net/ip.h>
 #include <linux/workqueue.h>
+#include <linux/completion.h>
 #include <linux/uio.h>
 #include <linux/bvec.h>
 #include <linux/iov_iter.h>
@@ -154,6 +155,9 @@ static void rnvme_write_space(struct sock *sk)
 	ctx = sk->sk_user_data;
 	if (likely(ctx && sk_stream_is_writeable(sk))) {
 		clear_bit(SOCK_NOSPACE, &sk->sk_socket->flags);
+		/* As nvme_tcp_write_space(): kTLS retries its pending records. */
+		if (READ_ONCE(ctx->tls))
+			ctx->saved_write_space(sk);
 		queue_work_on(ctx->io_cpu, rnvme_wq, ctx->io_work);
 	}
 	read_unlock_bh(&sk->sk_callback_lock);
@@ -454,4 +458,22 @@ void rnvme_init_delayed_work(struct delayed_work *dw, void (*fn)(struct work_str
 bool rnvme_queue_delayed_work(struct delayed_work *dw, unsigned int secs)
 {
 	return queue_delayed_work(rnvme_wq, dw, secs * HZ);
+}
+
+void rnvme_init_completion(struct completion *x)
+{
+	init_completion(x);
+}
+
+static size_t rnvme_copy_step(void *base, size_t progress, size_t len, void *priv, void *priv2)
+{
+	memcpy((char *)priv + progress, base, len);
+	return 0;
+}
+
+size_t rnvme_iter_copy_out(struct iov_iter *it, void *buf, size_t n)
+{
+	int err = 0;
+
+	return iterate_and_advance_kernel(it, n, buf, &err, rnvme_copy_step);
 }

@@ -65,6 +65,8 @@ struct rnvme_sk_ctx {
 	bool rd_enabled;
 	/* A blk-mq poller is receiving: data_ready leaves the bytes to it. */
 	bool polling;
+	/* A TLS queue: write_space also runs kTLS's own (pending records). */
+	bool tls;
 	void *queue;
 	void (*error)(void *queue);
 	void (*saved_data_ready)(struct sock *sk);
@@ -151,5 +153,15 @@ struct delayed_work;
 void rnvme_init_delayed_work(struct delayed_work *dw, void (*fn)(struct work_struct *));
 /* queue_delayed_work(rnvme_wq, dw, secs * HZ). */
 bool rnvme_queue_delayed_work(struct delayed_work *dw, unsigned int secs);
+
+struct completion;
+/* init_completion(). */
+void rnvme_init_completion(struct completion *x);
+/*
+ * Copies the first n bytes an iterator covers into buf and advances it past
+ * them (iterate_and_advance_kernel(), as rnvme_iter_crc32c()): what a TLS
+ * record that is not data left in a request's pages.
+ */
+size_t rnvme_iter_copy_out(struct iov_iter *it, void *buf, size_t n);
 
 #endif

@@ -317,3 +317,65 @@ impl SkbRange {
         if r < 0 { Err(r) } else { Ok(n) }
     }
 }
+
+/// Where a data phase stood before a receive on a TLS queue: the bytes it
+/// placed are accounted only once their record type is known, as payload
+/// ([`DataPhase::commit_tls`]) or as a record that is not data, which the
+/// phase rewinds past ([`DataPhase::rewind_tls`]).
+///
+/// # Invariants
+///
+/// `before` is the phase's iterator from before the receive that placed
+/// `n` bytes, over the same pinned request pages.
+pub(crate) struct PhaseMark {
+    before: kb::iov_iter,
+    n: usize,
+}
+
+impl DataPhase {
+    /// [`Self::recv`] on a TLS queue: up to `max` bytes into the request's
+    /// pages with room for the record-type control message, placed but not
+    /// accounted; the mark says where the phase stood.
+    pub(crate) fn recv_tls(
+        &mut self,
+        data: &mut RqData,
+        sock: &TcpSocket,
+        max: usize,
+    ) -> Result<(crate::proto::tls::Got, PhaseMark), c_int> {
+        self.ensure_room(data)?;
+        self.truncate(max);
+        let before = copy_iter(&self.msg.msg_iter);
+        let got = sock.recvmsg_record(&mut self.msg, kb::MSG_DONTWAIT as c_int)?;
+        // INVARIANT: taken just before the receive that placed `got.n`.
+        Ok((got, PhaseMark { before, n: got.n }))
+    }
+
+    /// The marked bytes are payload: the phase keeps its place past them,
+    /// `crc` covers them, `data` moves on. Returns how many.
+    pub(crate) fn commit_tls(&mut self, data: &mut RqData, mark: PhaseMark, crc: Option<&mut u32>) -> usize {
+        self.received(data, &mark.before, mark.n, crc)
+    }
+
+    /// The marked bytes belong to a record that is not data: `sink` gets
+    /// them, copied out of the pages, and the phase goes back to where it
+    /// stood, so they count neither as payload nor in the data digest (the
+    /// payload that follows overwrites them).
+    pub(crate) fn rewind_tls(&mut self, mark: PhaseMark, sink: &mut dyn FnMut(&[u8])) {
+        let mut it = copy_iter(&mark.before);
+        let mut left = mark.n;
+        let mut buf = [0u8; 64];
+        while left > 0 {
+            let k = left.min(buf.len());
+            // SAFETY: `it` is a private copy of an iterator over the
+            // request's pinned pages with at least `n` bytes (`PhaseMark`'s
+            // invariant); `buf` has room for `k`.
+            let got = unsafe { nb::rnvme_iter_copy_out((&raw mut it).cast(), buf.as_mut_ptr().cast(), k) };
+            if got == 0 {
+                break;
+            }
+            sink(&buf[..got.min(k)]);
+            left -= got.min(k);
+        }
+        self.msg.msg_iter = mark.before;
+    }
+}

@@ -7,6 +7,7 @@ pub(crate) mod bindings;
 pub(crate) mod blk_mq;
 pub(crate) mod fabrics;
 pub(crate) mod fmt;
+pub(crate) mod handshake;
 pub(crate) mod iov;
 pub(crate) mod llist;
 pub(crate) mod nvme;

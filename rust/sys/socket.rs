@@ -47,6 +47,8 @@ impl SockAddr {
 /// `sock` was created by `sock_create_kern()` and is released only by `drop`.
 pub(crate) struct TcpSocket {
     sock: core::ptr::NonNull<kb::socket>,
+    /// A TLS session is set on it (kTLS after the handshake upcall).
+    tls: bool,
 }
 
 // SAFETY: a kernel socket may be used and released from any task; the
@@ -74,7 +76,7 @@ impl TcpSocket {
         })?;
         let sock = core::ptr::NonNull::new(raw).ok_or(ENOMEM)?;
         // INVARIANT: created by sock_create_kern just now.
-        let s = Self { sock };
+        let s = Self { sock, tls: false };
         // A kernel socket does not pin its namespace; the queue's socket
         // must, as long as it lives (C: `nvme_tcp_alloc_queue`).
         // SAFETY: a new socket of sock_create_kern(), whose `sk` is set and
@@ -116,6 +118,16 @@ impl TcpSocket {
     pub(crate) fn send_queued(&self) -> bool {
         // SAFETY: the socket is valid (invariant).
         unsafe { nb::rnvme_sock_wmem_alloc(self.as_raw().cast()) > 0 }
+    }
+
+    /// Whether kTLS carries this socket (set once its handshake is done).
+    pub(crate) fn tls(&self) -> bool {
+        self.tls
+    }
+
+    /// Records that the handshake put kTLS on the socket.
+    pub(crate) fn set_tls(&mut self) {
+        self.tls = true;
     }
 
     /// The raw socket, for the socket-layer calls in this module.
@@ -220,7 +232,15 @@ impl Drop for TcpSocket {
         // SAFETY: by the invariant the socket is valid and released only here.
         unsafe {
             kb::kernel_sock_shutdown(self.as_raw(), kb::sock_shutdown_cmd_SHUT_RDWR);
-            kb::sock_release(self.as_raw());
+            // A TLS queue's socket has a file (`handshake::attach_file`),
+            // which owns it: the last fput releases it (C:
+            // `nvme_tcp_free_queue`'s `__fput_sync`).
+            let file = (*self.as_raw()).file;
+            if file.is_null() {
+                kb::sock_release(self.as_raw());
+            } else {
+                kb::__fput_sync(file);
+            }
         }
         // SAFETY: the flags saved above, on the same task.
         unsafe { nb::rnvme_memalloc_noio_restore(noio) };
@@ -321,6 +341,13 @@ impl SockCallbacks {
     pub(crate) fn set_polling(&self, on: bool) {
         // SAFETY: as for `set_io_cpu`.
         unsafe { core::ptr::write_volatile(&raw mut (*self.0.get()).polling, on) };
+    }
+
+    /// Marks the queue as TLS (C: `nvme_tcp_queue_tls()`): write_space then
+    /// also runs kTLS's own, which pushes records left half sent.
+    pub(crate) fn set_tls(&self, on: bool) {
+        // SAFETY: as for `set_io_cpu`.
+        unsafe { core::ptr::write_volatile(&raw mut (*self.0.get()).tls, on) };
     }
 
     /// `sk_stream_is_writeable()`: the socket has room again.

@@ -8,6 +8,9 @@
 # instructions, so the figures compare CPU cost per I/O, repeatably.
 . "$(dirname "$0")/lib.sh"
 runtime=${BENCH_RUNTIME:-10}
+# BENCH_TLS=1: every connect is TLS 1.3 (the port requires it; read_sock=1 cannot serve TLS).
+tls=()
+if [ "${BENCH_TLS:-0}" = 1 ]; then tls_up || fail "TLS set-up failed"; tls=(--tls); fi
 target_up || fail "target set-up failed"
 on_exit unload_transports
 # Fill the namespace once so reads return real data.
@@ -23,7 +26,7 @@ for driver in ${BENCH_DRIVERS:-c rust rust-rs}; do
 	rust) modprobe rnvme_tcp ;;
 	rust-rs) modprobe rnvme_tcp read_sock=1 ;;
 	esac || fail "cannot load the $driver driver"
-	nvme connect -t tcp -a "$TRADDR" -s "$TRSVCID" -n "$NQN" --nr-io-queues=1 >/dev/null || fail "$driver connect failed"
+	nvme connect -t tcp "${tls[@]}" -a "$TRADDR" -s "$TRSVCID" -n "$NQN" --nr-io-queues=1 >/dev/null || fail "$driver connect failed"
 	ctrl=$(ctrl_for_nqn) && dev=$(ns_dev_of "$ctrl") || fail "no namespace with the $driver driver"
 	for j in "${jobs[@]}"; do
 		name=${j%%:*}

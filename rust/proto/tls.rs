@@ -1,0 +1,555 @@
+// SPDX-License-Identifier: GPL-2.0
+//! TLS records on a queue: what every record type means (one policy
+//! table, [`policy`]), how the bytes of a record that is not data are
+//! read and set aside, and the receive pass of a TLS queue
+//! ([`recv_pass_tls`]).
+//!
+//! Every receive of a TLS queue is a `recvmsg` with room for the
+//! `SOL_TLS`/`TLS_GET_RECORD_TYPE` control message, so each call reports
+//! the type of the record its bytes came from (kTLS never mixes types in
+//! one call). The policy:
+//!
+//! | record | what the queue does |
+//! | --- | --- |
+//! | data (23) | the receive machine |
+//! | alert (21), close_notify | orderly stop, then error recovery ([`Action::Close`]) |
+//! | alert (21), any other | error recovery naming level and description ([`Action::Recover`]) |
+//! | handshake (22), NewSessionTicket (4) | consumed, the queue goes on ([`Action::Continue`]) |
+//! | handshake (22), KeyUpdate (24) | recovery by reconnect, logged as KeyUpdate ([`Action::Rekey`]) |
+//! | handshake (22), any other | error recovery naming it ([`Action::Recover`]) |
+//! | any other content type, or none reported | error recovery naming it ([`Action::Recover`]) |
+//!
+//! Bytes of a record that is not data may land where the receive machine
+//! wanted data: in the header or digest buffer (the machine does not
+//! advance, so they are overwritten), or in the request's pages during a
+//! C2HData payload ([`data_phase_bytes`]: the data phase rewinds to its
+//! iterator snapshot, the bytes count neither as payload nor in the data
+//! digest, and are copied out for the policy). A record longer than the
+//! space the call offered goes on into the queue's own buffer until its
+//! end (`MSG_EOR`).
+
+use crate::proto::errno;
+use crate::proto::recv::{PassEnd, QueueIo, RecvError, RecvMachine, Want};
+use core::fmt;
+
+/// TLS content types (RFC 8446 `ContentType`, `include/net/tls_prot.h`).
+pub mod content {
+    /// change_cipher_spec.
+    pub const CHANGE_CIPHER_SPEC: u8 = 20;
+    /// alert.
+    pub const ALERT: u8 = 21;
+    /// handshake.
+    pub const HANDSHAKE: u8 = 22;
+    /// application_data: NVMe/TCP PDUs.
+    pub const DATA: u8 = 23;
+    /// heartbeat.
+    pub const HEARTBEAT: u8 = 24;
+}
+
+/// Alert levels.
+pub mod level {
+    /// warning.
+    pub const WARNING: u8 = 1;
+    /// fatal.
+    pub const FATAL: u8 = 2;
+}
+
+/// Alert descriptions this module knows by name.
+pub mod alert {
+    /// close_notify: the peer sends nothing more.
+    pub const CLOSE_NOTIFY: u8 = 0;
+}
+
+/// Handshake message types seen after a TLS 1.3 handshake.
+pub mod handshake {
+    /// NewSessionTicket: a resumption ticket, nothing to act on.
+    pub const NEW_SESSION_TICKET: u8 = 4;
+    /// CertificateRequest (post-handshake authentication).
+    pub const CERTIFICATE_REQUEST: u8 = 13;
+    /// KeyUpdate: the peer's keys change.
+    pub const KEY_UPDATE: u8 = 24;
+}
+
+/// The name of a content type.
+pub fn content_type_name(t: u8) -> &'static str {
+    match t {
+        0 => "none",
+        content::CHANGE_CIPHER_SPEC => "change_cipher_spec",
+        content::ALERT => "alert",
+        content::HANDSHAKE => "handshake",
+        content::DATA => "application_data",
+        content::HEARTBEAT => "heartbeat",
+        25 => "tls12_cid",
+        26 => "ack",
+        _ => "unknown",
+    }
+}
+
+/// The name of an alert level.
+pub fn alert_level_name(l: u8) -> &'static str {
+    match l {
+        level::WARNING => "warning",
+        level::FATAL => "fatal",
+        _ => "unknown-level",
+    }
+}
+
+/// The name of an alert description (RFC 8446 and `tls_prot.h`).
+pub fn alert_name(d: u8) -> &'static str {
+    match d {
+        0 => "close_notify",
+        10 => "unexpected_message",
+        20 => "bad_record_mac",
+        22 => "record_overflow",
+        40 => "handshake_failure",
+        42 => "bad_certificate",
+        43 => "unsupported_certificate",
+        44 => "certificate_revoked",
+        45 => "certificate_expired",
+        46 => "certificate_unknown",
+        47 => "illegal_parameter",
+        48 => "unknown_ca",
+        49 => "access_denied",
+        50 => "decode_error",
+        51 => "decrypt_error",
+        52 => "too_many_cids_requested",
+        70 => "protocol_version",
+        71 => "insufficient_security",
+        80 => "internal_error",
+        86 => "inappropriate_fallback",
+        90 => "user_canceled",
+        109 => "missing_extension",
+        110 => "unsupported_extension",
+        112 => "unrecognized_name",
+        113 => "bad_certificate_status_response",
+        115 => "unknown_psk_identity",
+        116 => "certificate_required",
+        120 => "no_application_protocol",
+        _ => "unknown-alert",
+    }
+}
+
+/// The name of a handshake message type.
+pub fn handshake_name(t: u8) -> &'static str {
+    match t {
+        1 => "client_hello",
+        2 => "server_hello",
+        handshake::NEW_SESSION_TICKET => "NewSessionTicket",
+        5 => "end_of_early_data",
+        8 => "encrypted_extensions",
+        11 => "certificate",
+        handshake::CERTIFICATE_REQUEST => "certificate_request",
+        15 => "certificate_verify",
+        20 => "finished",
+        handshake::KEY_UPDATE => "KeyUpdate",
+        254 => "message_hash",
+        _ => "unknown-handshake",
+    }
+}
+
+/// One unit of a record that is not data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// An alert.
+    Alert { level: u8, desc: u8 },
+    /// A handshake message of this type.
+    Handshake(u8),
+    /// A record of this content type, which is neither data, alert nor
+    /// handshake; 0 when recvmsg reported no type at all.
+    Other(u8),
+    /// An alert record that is not exactly one two-byte alert (TLS 1.3
+    /// neither fragments nor coalesces alerts); the record's length.
+    MalformedAlert(usize),
+    /// A record that ended inside a handshake message header.
+    MalformedHandshake,
+    /// A data record where a record that is not data was being read to
+    /// its end: the record boundaries kTLS reports were lost.
+    BoundaryLost,
+}
+
+impl fmt::Display for Control {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Alert { level, desc } => {
+                write!(f, "TLS alert {} {} ({}/{})", alert_level_name(level), alert_name(desc), level, desc)
+            }
+            Self::Handshake(t) => write!(f, "TLS handshake message {} ({})", handshake_name(t), t),
+            Self::Other(t) => write!(f, "TLS record of content type {} ({})", content_type_name(t), t),
+            Self::MalformedAlert(n) => write!(f, "malformed TLS alert record ({} bytes)", n),
+            Self::MalformedHandshake => write!(f, "TLS handshake record ends inside a message header"),
+            Self::BoundaryLost => write!(f, "TLS data record inside a control record (record boundary lost)"),
+        }
+    }
+}
+
+/// What the queue does about a unit of a record that is not data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Consumed; the queue goes on.
+    Continue,
+    /// The peer closed the session (close_notify): stop receiving in
+    /// order, then error recovery reconnects.
+    Close,
+    /// KeyUpdate: kTLS now fails every read with `-EKEYEXPIRED` until new
+    /// keys are set, and 7.3's net/handshake has no rekey upcall: recovery
+    /// by reconnect. A rekey upcall would serve this action instead.
+    Rekey,
+    /// Error recovery, naming the unit.
+    Recover,
+}
+
+/// The record-type policy: the one place that says what a unit of a record
+/// that is not data means (the table in the module documentation).
+pub fn policy(c: Control) -> Action {
+    match c {
+        Control::Alert { desc: alert::CLOSE_NOTIFY, .. } => Action::Close,
+        Control::Alert { .. } => Action::Recover,
+        Control::Handshake(handshake::NEW_SESSION_TICKET) => Action::Continue,
+        Control::Handshake(handshake::KEY_UPDATE) => Action::Rekey,
+        Control::Handshake(_) => Action::Recover,
+        Control::Other(_) | Control::MalformedAlert(_) | Control::MalformedHandshake | Control::BoundaryLost => {
+            Action::Recover
+        }
+    }
+}
+
+/// What bytes a data phase received mean, by the record type recvmsg
+/// reported for them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PhaseBytes {
+    /// Payload: they count, enter the data digest, the phase moves on.
+    Payload,
+    /// A record that is not data landed in the request's pages: rewind the
+    /// phase to its snapshot from before the call (they are not payload
+    /// and do not enter the digest; the next payload overwrites them) and
+    /// hand the bytes to the record's collector.
+    Rewind,
+}
+
+/// The decision for bytes received in a data phase.
+pub fn data_phase_bytes(record_type: u8) -> PhaseBytes {
+    if record_type == content::DATA { PhaseBytes::Payload } else { PhaseBytes::Rewind }
+}
+
+/// Why a TLS queue stopped receiving: the unit and what the policy said.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsStop {
+    /// The unit.
+    pub control: Control,
+    /// The policy's action (never `Continue`).
+    pub action: Action,
+}
+
+impl TlsStop {
+    /// The errno the queue fails with (positive).
+    pub fn errno(&self) -> i32 {
+        match self.action {
+            Action::Close => errno::ESHUTDOWN,
+            Action::Rekey => errno::EKEYEXPIRED,
+            Action::Continue | Action::Recover => errno::EPROTO,
+        }
+    }
+}
+
+impl fmt::Display for TlsStop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.action {
+            Action::Close => write!(f, "{}: the target closed the TLS session, orderly stop", self.control),
+            Action::Rekey => write!(f, "{}: KeyUpdate needs new keys and there is no rekey upcall, reconnecting", self.control),
+            Action::Continue | Action::Recover => write!(f, "{}", self.control),
+        }
+    }
+}
+
+/// Reads one record that is not data, fed in pieces, and applies the
+/// policy to each unit in it: alerts (two bytes each) and handshake
+/// messages (a four-byte header, type and 24-bit length, then the body,
+/// which is only counted). Handshake messages may span pieces and records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ControlRecord {
+    ctype: u8,
+    len: usize,
+    unit: [u8; 4],
+    got: usize,
+    body_left: u32,
+    stop: Option<TlsStop>,
+    /// NewSessionTickets consumed in this record.
+    pub tickets: u32,
+}
+
+impl ControlRecord {
+    /// A record of content type `ctype` (never data) begins.
+    pub fn new(ctype: u8) -> Self {
+        let mut r = Self { ctype, len: 0, unit: [0; 4], got: 0, body_left: 0, stop: None, tickets: 0 };
+        if ctype != content::ALERT && ctype != content::HANDSHAKE {
+            r.apply(Control::Other(ctype));
+        }
+        r
+    }
+
+    /// The record's content type.
+    pub fn content_type(&self) -> u8 {
+        self.ctype
+    }
+
+    fn apply(&mut self, c: Control) {
+        if self.stop.is_some() {
+            return;
+        }
+        match policy(c) {
+            Action::Continue => {
+                if c == Control::Handshake(handshake::NEW_SESSION_TICKET) {
+                    self.tickets += 1;
+                }
+            }
+            action => self.stop = Some(TlsStop { control: c, action }),
+        }
+    }
+
+    /// The first unit the policy did not let pass, if any.
+    pub fn stop(&self) -> Option<TlsStop> {
+        self.stop
+    }
+
+    /// Takes the next piece of the record.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.len = self.len.saturating_add(bytes.len());
+        if self.stop.is_some() {
+            return;
+        }
+        match self.ctype {
+            content::ALERT => {
+                for &b in bytes {
+                    if self.got < 2 {
+                        self.unit[self.got] = b;
+                    }
+                    self.got = self.got.saturating_add(1);
+                }
+            }
+            content::HANDSHAKE => {
+                let mut rest = bytes;
+                while !rest.is_empty() && self.stop.is_none() {
+                    if self.body_left > 0 {
+                        let n = rest.len().min(self.body_left as usize);
+                        // n <= body_left
+                        self.body_left -= n as u32;
+                        rest = &rest[n..];
+                        continue;
+                    }
+                    self.unit[self.got] = rest[0];
+                    self.got += 1;
+                    rest = &rest[1..];
+                    if self.got == 4 {
+                        self.got = 0;
+                        self.body_left = u32::from_be_bytes([0, self.unit[1], self.unit[2], self.unit[3]]);
+                        self.apply(Control::Handshake(self.unit[0]));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The record ended (`MSG_EOR`): an alert record must have been one
+    /// whole alert. A handshake message may go on in the next record
+    /// (fragmented), but not from inside its header.
+    pub fn end(&mut self) {
+        match self.ctype {
+            content::ALERT if self.got == 2 => {
+                self.apply(Control::Alert { level: self.unit[0], desc: self.unit[1] });
+            }
+            content::ALERT => self.apply(Control::MalformedAlert(self.len)),
+            content::HANDSHAKE if self.got != 0 => self.apply(Control::MalformedHandshake),
+            _ => {}
+        }
+    }
+
+    /// Whether a handshake message's body goes on past this record.
+    pub fn continues(&self) -> bool {
+        self.ctype == content::HANDSHAKE && self.body_left > 0
+    }
+}
+
+/// What one receive on a TLS queue returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Got {
+    /// Bytes placed.
+    pub n: usize,
+    /// The record type from the control message (0: none reported).
+    pub record_type: u8,
+    /// The call consumed the end of its record (`MSG_EOR`).
+    pub eor: bool,
+}
+
+/// What the TLS receive pass needs from a queue, beyond [`QueueIo`]: every
+/// receive reports the record type. `Err` and `Ok(Got { n: 0, .. })` mean
+/// what they mean for `recv_buf`.
+pub trait TlsQueueIo: QueueIo {
+    /// `recvmsg` into `buf` with a control buffer reset for this call.
+    fn recv_buf_tls(&mut self, buf: &mut [u8]) -> Result<Got, i32>;
+    /// `recvmsg` of at most `len` bytes into the current data phase (the
+    /// request's pages), with a control buffer; the bytes are placed but
+    /// not accounted: [`Self::commit_data`] or [`Self::rewind_data`] follows.
+    fn recv_data_tls(&mut self, len: usize) -> Result<Got, i32>;
+    /// The `n` bytes just placed are payload: the phase moves past them,
+    /// `crc` (with data digests) is extended over them, they count.
+    fn commit_data(&mut self, n: usize, crc: Option<&mut u32>);
+    /// The `n` bytes just placed belong to a record that is not data: the
+    /// phase goes back to where it was before the call, and `sink` is
+    /// given the bytes, copied out of the pages, in order.
+    fn rewind_data(&mut self, n: usize, sink: &mut dyn FnMut(&[u8]));
+    /// A record that is not data was read to its end with no unit the
+    /// policy refused (NewSessionTickets consumed: `tickets`).
+    fn record_consumed(&mut self, record: &ControlRecord);
+}
+
+/// The receive state of a TLS queue besides the machine: the record that
+/// is not data being read, and the queue-owned buffer it goes into when it
+/// is longer than the space a call offered.
+pub struct TlsRx {
+    record: Option<ControlRecord>,
+    buf: [u8; 256],
+}
+
+impl Default for TlsRx {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TlsRx {
+    /// No record in progress.
+    pub const fn new() -> Self {
+        Self { record: None, buf: [0; 256] }
+    }
+
+    /// Whether a record that is not data is being read.
+    pub fn in_record(&self) -> bool {
+        self.record.is_some()
+    }
+}
+
+/// Continues the record in progress (or starts one) with `bytes`, ending
+/// it on `eor`. The record stays in progress until its end.
+fn control_bytes<I: TlsQueueIo>(
+    t: &mut Option<ControlRecord>,
+    got: Got,
+    io: &mut I,
+    feed: &mut dyn FnMut(&mut ControlRecord, &mut I),
+) -> Result<(), RecvError> {
+    let rec = t.get_or_insert_with(|| ControlRecord::new(got.record_type));
+    if rec.content_type() != got.record_type {
+        // A new record of another type: the previous one ended (EOR was
+        // reported with it, so this does not happen with kTLS).
+        rec.end();
+        if let Some(stop) = rec.stop() {
+            return Err(RecvError::Tls(stop));
+        }
+        *rec = ControlRecord::new(got.record_type);
+    }
+    feed(rec, io);
+    if got.eor {
+        rec.end();
+    }
+    if let Some(stop) = rec.stop() {
+        return Err(RecvError::Tls(stop));
+    }
+    if got.eor && !rec.continues() {
+        io.record_consumed(rec);
+        *t = None;
+    }
+    Ok(())
+}
+
+/// One receive pass of a TLS queue: [`crate::proto::recv::recv_pass`] with
+/// the record type of every receive checked against [`policy`].
+///
+/// Data records feed the machine exactly as on a plain queue. Bytes of any
+/// other record are never accounted by the machine: in a header or digest
+/// buffer they are simply overwritten later; in a data phase the phase is
+/// rewound ([`data_phase_bytes`]). While a record that is not data goes on
+/// (no `MSG_EOR` yet), receives go to the queue's own buffer. Returns as
+/// `recv_pass`; a unit the policy refuses ends the pass with
+/// `Err(RecvError::Tls(..))`.
+pub fn recv_pass_tls<I: TlsQueueIo>(m: &mut RecvMachine, t: &mut TlsRx, io: &mut I) -> Result<PassEnd, RecvError> {
+    let mut completions = 0u32;
+    let budget = io.pass_budget();
+    let mut taken = 0usize;
+    loop {
+        if taken >= budget {
+            return Ok(PassEnd { completions, drained: false });
+        }
+        if t.record.is_some() {
+            let got = match io.recv_buf_tls(&mut t.buf) {
+                Ok(g) if g.n == 0 => return Err(RecvError::Proto(crate::proto::pdu::ProtoError::ConnectionClosed)),
+                Ok(g) => g,
+                Err(e) if e == errno::EAGAIN => return Ok(PassEnd { completions, drained: true }),
+                Err(e) => return Err(socket_error(e)),
+            };
+            taken = taken.saturating_add(got.n);
+            if got.record_type == content::DATA {
+                let stop = TlsStop { control: Control::BoundaryLost, action: policy(Control::BoundaryLost) };
+                return Err(RecvError::Tls(stop));
+            }
+            let bytes = t.buf.get(..got.n).ok_or(RecvError::Internal(errno::EINVAL))?;
+            control_bytes(&mut t.record, got, io, &mut |rec, _| rec.feed(bytes))?;
+            continue;
+        }
+        let (got, placed) = match m.want() {
+            Want::Header(buf) | Want::Digest(buf) => match io.recv_buf_tls(buf) {
+                Ok(g) if g.n > 0 && g.record_type != content::DATA => {
+                    let bytes = buf.get(..g.n).ok_or(RecvError::Internal(errno::EINVAL))?;
+                    control_bytes(&mut t.record, g, io, &mut |rec, _| rec.feed(bytes))?;
+                    taken = taken.saturating_add(g.n);
+                    continue;
+                }
+                r => (r, None),
+            },
+            Want::Payload { len, .. } => match io.recv_data_tls(len) {
+                Ok(g) if g.n > 0 => match data_phase_bytes(g.record_type) {
+                    PhaseBytes::Payload => (Ok(g), Some(g.n)),
+                    PhaseBytes::Rewind => {
+                        control_bytes(&mut t.record, g, io, &mut |rec, io| io.rewind_data(g.n, &mut |b| rec.feed(b)))?;
+                        taken = taken.saturating_add(g.n);
+                        continue;
+                    }
+                },
+                r => (r, None),
+            },
+        };
+        let n = match got {
+            Ok(g) if g.n == 0 => return Err(RecvError::Proto(crate::proto::pdu::ProtoError::ConnectionClosed)),
+            Ok(g) => {
+                taken = taken.saturating_add(g.n);
+                g.n
+            }
+            Err(e) if e == errno::EAGAIN => return Ok(PassEnd { completions, drained: true }),
+            Err(e) => return Err(socket_error(e)),
+        };
+        if let Some(n) = placed {
+            let crc = m.data_crc();
+            io.commit_data(n, crc);
+        }
+        if let Some(ev) = m.advance(n, io.crc())? {
+            match io.event(ev) {
+                Ok(true) => completions += 1,
+                Ok(false) => {}
+                Err(e) => return Err(RecvError::Rejected(e)),
+            }
+        }
+    }
+}
+
+/// A failed TLS receive: `-EKEYEXPIRED` (kTLS after a KeyUpdate) is the
+/// KeyUpdate case of the policy, whoever read the record.
+fn socket_error(e: i32) -> RecvError {
+    if e == errno::EKEYEXPIRED {
+        let c = Control::Handshake(handshake::KEY_UPDATE);
+        return RecvError::Tls(TlsStop { control: c, action: policy(c) });
+    }
+    RecvError::Socket(e)
+}
+
+#[cfg(test)]
+#[path = "tls_tests.rs"]
+mod tests;

@@ -1,0 +1,110 @@
+#!/bin/bash
+# rnvme_tcp over TLS 1.3 (PSK from `nvme gen-tls-key --insert`, handshakes by tlshd): connect --tls shows
+# the key in sysfs, fio verifies at 4k/64k/1M with and without digests, kTLS carried every queue, and a
+# handshake that cannot happen (tlshd stopped: timeout; no tlshd; no PSK) fails the connect with a line
+# naming the queue and leaves no controller behind.
+. "$(dirname "$0")/lib.sh"
+command -v tlshd >/dev/null || fail "tlshd not installed (ktls-utils is in the rootfs recipe)"
+tls_up || fail "TLS set-up (key, tlshd) failed"
+target_up || fail "target set-up failed"
+on_exit unload_transports
+use_rust_driver || fail "cannot load rnvme_tcp"
+tls_stat() { awk -v k="$1" '$1 == k { print $2 }' /proc/net/tls_stat; }
+no_ctrl_left() {
+	! ctrl_for_nqn >/dev/null || { log "a controller for $NQN is left"; return 1; }
+	[ "$(cat /sys/module/rnvme_tcp/refcnt)" = 0 ] || { log "rnvme_tcp still holds a controller"; return 1; }
+}
+
+for digest in "" "--hdr-digest --data-digest"; do
+	tx0=$(tls_stat TlsTxSw) rx0=$(tls_stat TlsRxSw)
+	dmesg_mark
+	# shellcheck disable=SC2086
+	run nvme connect -t tcp --tls -a "$TRADDR" -s "$TRSVCID" -n "$NQN" --nr-io-queues=2 $digest ||
+		{ sed 's/^/# tlshd: /' /tmp/tlshd.log; dmesg_since_mark | sed 's/^/# /'; fail "TLS connect ${digest:-without digests} failed"; }
+	ctrl=$(ctrl_for_nqn) || fail "no controller for $NQN"
+	assert_rust_ctrl "$ctrl" || fail "$ctrl is not served by rnvme_tcp"
+	key=$(cat /sys/class/nvme/"$ctrl"/tls_key 2>/dev/null)
+	[ -n "$key" ] || fail "$ctrl shows no tls_key"
+	keyctl show %:.nvme | grep -q "^ *$((16#$key)) .*psk" || fail "tls_key $key is not the PSK in the .nvme keyring"
+	dmesg_since_mark | grep -q "nvme $ctrl: queue 0: TLS 1.3 session with PSK $key (rnvme_tcp)" ||
+		fail "no TLS session line for $ctrl"
+	log "$ctrl tls_key $key ${digest:-(no digests)}"
+	dev=$(ns_dev_of "$ctrl") || fail "no namespace block device for $ctrl"
+	for bs in 4k 64k 1M; do
+		run_fio --name="tls-$bs" --filename="$dev" --rw=randwrite --bs=$bs --size=4M --ioengine=libaio --iodepth=8 \
+			--direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1 || fail "fio $bs verify over TLS failed"
+	done
+	tx=$(tls_stat TlsTxSw) rx=$(tls_stat TlsRxSw)
+	log "kTLS sessions set up: TlsTxSw $tx0 -> $tx, TlsRxSw $rx0 -> $rx"
+	# Three queues (admin + 2 I/O), each with kTLS on the host and the target side.
+	[ $((tx - tx0)) -ge 6 ] && [ $((rx - rx0)) -ge 6 ] || fail "kTLS was not set up on every queue"
+	run nvme disconnect -n "$NQN" || fail "disconnect failed"
+	no_ctrl_left || fail "disconnect left something"
+done
+
+# tls_key= and keyring= as nvme-fabrics takes them (key serials): that PSK, looked up in that keyring.
+psk=$(keyctl show %:.nvme | awk '/psk: / { print $1; exit }')
+ring=$(keyctl show %:.nvme | awk '/keyring: \.nvme/ { print $1; exit }')
+[ -n "$psk" ] && [ -n "$ring" ] || fail "no PSK or .nvme keyring serial in: $(keyctl show %:.nvme | tr '\n' ' ')"
+# The host NQN the PSK was made for, with the host id nvme-cli paired it with.
+hostid=$(cat /etc/nvme/hostid 2>/dev/null || true)
+opts="transport=tcp,traddr=$TRADDR,trsvcid=$TRSVCID,nqn=$NQN,hostnqn=$(cat /etc/nvme/hostnqn)${hostid:+,hostid=$hostid},tls,tls_key=$psk,keyring=$ring"
+log "\$ echo $opts > /dev/nvme-fabrics"
+echo "$opts" >/dev/nvme-fabrics || fail "connect with tls_key=$psk keyring=$ring failed"
+ctrl=$(ctrl_for_nqn) || fail "no controller for $NQN"
+[ "$(cat /sys/class/nvme/"$ctrl"/tls_key)" = "$(printf '%08x' "$psk")" ] || fail "tls_key is not the given key $psk"
+[ "$(cat /sys/class/nvme/"$ctrl"/tls_mode)" = tls ] || fail "tls_mode is not tls"
+[ "$(cat /sys/class/nvme/"$ctrl"/tls_keyring)" = .nvme ] || fail "tls_keyring is not .nvme"
+log "$ctrl tls_key $(cat /sys/class/nvme/"$ctrl"/tls_key), tls_mode tls, tls_keyring .nvme"
+run nvme disconnect -n "$NQN" || fail "disconnect failed"
+no_ctrl_left || fail "disconnect left something"
+
+# A poll queue over TLS: its poller leaves receiving to io_work (recvmsg, record types seen).
+run nvme connect -t tcp --tls -a "$TRADDR" -s "$TRSVCID" -n "$NQN" --nr-io-queues=1 --nr-poll-queues=1 ||
+	fail "TLS connect with a poll queue failed"
+ctrl=$(ctrl_for_nqn) || fail "no controller for $NQN"
+dev=$(ns_dev_of "$ctrl") || fail "no namespace block device for $ctrl"
+for bs in 4k 64k; do
+	run_fio --name="tls-poll-$bs" --filename="$dev" --rw=randwrite --bs=$bs --size=4M --ioengine=io_uring --hipri=1 \
+		--iodepth=8 --direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1 || fail "fio $bs hipri over TLS failed"
+done
+grep "^$ctrl " /sys/kernel/debug/rnvme_tcp/queues | sed 's/^/# /'
+run nvme disconnect -n "$NQN" || fail "disconnect failed"
+no_ctrl_left || fail "disconnect left something"
+
+# read_sock=1 cannot receive TLS records that are not data: refused at connect.
+modprobe -r rnvme_tcp || fail "rnvme_tcp does not unload"
+modprobe rnvme_tcp read_sock=1 || fail "cannot load rnvme_tcp read_sock=1"
+dmesg_mark
+nvme connect -t tcp --tls -a "$TRADDR" -s "$TRSVCID" -n "$NQN" >/dev/null 2>&1 && fail "connect --tls succeeded with read_sock=1"
+line=$(dmesg_since_mark | grep -o "rnvme_tcp: tls needs the recvmsg receive path.*") || fail "no line refusing read_sock=1"
+log "$line"
+no_ctrl_left || fail "the refused connect left something"
+
+# Handshake timeout: tlshd stopped, so the upcall is never answered.
+modprobe -r rnvme_tcp || fail "rnvme_tcp does not unload"
+modprobe rnvme_tcp tls_handshake_timeout=2 || fail "cannot load rnvme_tcp tls_handshake_timeout=2"
+kill -STOP "$_tlshd_pid"
+dmesg_mark
+nvme connect -t tcp --tls -a "$TRADDR" -s "$TRSVCID" -n "$NQN" >/dev/null 2>&1 && { kill -CONT "$_tlshd_pid"; fail "connect succeeded with tlshd stopped"; }
+kill -CONT "$_tlshd_pid"
+line=$(dmesg_since_mark | grep -o "rnvme_tcp: queue 0: TLS handshake timed out after 2 s.*") || fail "no handshake timeout line"
+log "$line"
+no_ctrl_left || fail "the timed-out connect left something"
+
+# No handshake agent at all.
+kill "$_tlshd_pid"; wait "$_tlshd_pid" 2>/dev/null
+dmesg_mark
+nvme connect -t tcp --tls -a "$TRADDR" -s "$TRSVCID" -n "$NQN" >/dev/null 2>&1 && fail "connect succeeded without tlshd"
+line=$(dmesg_since_mark | grep -o "rnvme_tcp: queue 0: failed to start TLS: no handshake agent.*") || fail "no line for the missing tlshd"
+log "$line"
+no_ctrl_left || fail "the connect without tlshd left something"
+
+# No PSK for this host and subsystem.
+keyctl clear %:.nvme
+dmesg_mark
+nvme connect -t tcp --tls -a "$TRADDR" -s "$TRSVCID" -n "$NQN" >/dev/null 2>&1 && fail "connect succeeded without a PSK"
+line=$(dmesg_since_mark | grep -o "rnvme_tcp: queue 0: no valid PSK found.*") || fail "no line for the missing PSK"
+log "$line"
+no_ctrl_left || fail "the connect without a PSK left something"
+modprobe -r rnvme_tcp || fail "rnvme_tcp does not unload"
