@@ -50,15 +50,23 @@ durations=build/vm-durations.txt
 [ -s "$durations" ] || durations=tests/vm/durations.txt
 declare -A dur=()
 while read -r n s; do [ -n "${n:-}" ] && dur[$n]=$s; done <"$durations" 2>/dev/null
-# Longest first onto the least loaded VM.
+# Longest first onto the least loaded VM. The tests that need kmemleak go
+# together as one item, so only one VM pays for it (see below).
+needs_kmemleak() { grep -q '^# needs: kmemleak' tests/vm/t[0-9][0-9]-"$1".sh 2>/dev/null; }
 declare -a load=() members=()
 for ((k = 0; k < jobs; k++)); do load[k]=0; members[k]=""; done
 while read -r s n; do
 	best=0
 	for ((k = 1; k < jobs; k++)); do [ "${load[k]}" -lt "${load[best]}" ] && best=$k; done
 	load[best]=$(( load[best] + s ))
-	members[best]="${members[best]} $n"
-done < <(grep -vx hang-detector "$out/plan.txt" | while read -r n; do echo "${dur[$n]:-60} $n"; done | sort -rn)
+	members[best]="${members[best]} ${n//+/ }"
+done < <(grep -vx hang-detector "$out/plan.txt" | {
+	km=() kms=0
+	while read -r n; do
+		if needs_kmemleak "$n"; then km+=("$n"); kms=$(( kms + ${dur[$n]:-60} )); else echo "${dur[$n]:-60} $n"; fi
+	done
+	[ ${#km[@]} -gt 0 ] && echo "$kms $(IFS=+; echo "${km[*]}")"
+} | sort -rn)
 
 if [ "$detector" = 1 ]; then
 	step "vm: building the test-only KASAN module (tests/kmod/oob)"
@@ -126,12 +134,12 @@ for ((k = 0; k < jobs; k++)); do
 	[ ${#tests[@]} -gt 0 ] && specs+=("$dir/plan.txt:$dir/ktap.txt")
 	[ $has_detector = 1 ] && { mkdir -p "$out/kasan-detector"; printf '%s\n' kasan-detector hang-detector >"$out/kasan-detector/plan.txt"
 		specs+=("$out/kasan-detector/plan.txt:$out/kasan-detector/ktap.txt"); }
-	note "VM $((k + 1)): ${tests[*]}$([ $has_detector = 1 ] && echo ' + kasan-detector') (~${load[k]}s)${append:+, $append}"
 	# kmemleak tracks every allocation (a third of the I/O rate here) but
 	# reports only when scanned: only a VM with a test that scans
 	# ("# needs: kmemleak" in its header) boots with it on.
 	append=kmemleak=off
-	for n in "${tests[@]}"; do grep -q '^# needs: kmemleak' tests/vm/t[0-9][0-9]-"$n".sh && append=; done
+	for n in "${tests[@]}"; do needs_kmemleak "$n" && append=; done
+	note "VM $((k + 1)): ${tests[*]}$([ $has_detector = 1 ] && echo ' + kasan-detector') (~${load[k]}s)${append:+, $append}"
 	(
 		status=0
 		if [ ${#tests[@]} -gt 0 ]; then
