@@ -69,6 +69,9 @@ CASES = {
     "unknown-type": "read: a PDU of type 0xee instead of the data",
     "term-req": "read: a C2HTermReq instead of the data",
     "close-mid-payload": "read: half a C2HData payload, then close",
+    "rst-mid-payload": "read: half a C2HData payload, then a reset (RST)",
+    "rsp-hlen-short": "read: a Response whose hlen is 23",
+    "r2t-unknown-cid": "read: an R2T for a command id never sent instead of the data",
     "stall-mid-pdu": "read: half a C2HData payload, then nothing (the connection stays open)",
     # Write (R2T) cases.
     "r2t-beyond": "write: an R2T past the end of the data",
@@ -344,13 +347,20 @@ class Conn:
             out = self.pdu(C2H_TERM, 0, struct.pack("<HI", 4, 0) + bytes(10))
         elif case == "r2t-for-read":
             out = self.r2t(cid, 1, 0, len(data))
+        elif case == "rsp-hlen-short":
+            out = c2h(cid, 0, data, L) + self.pdu(RSP, 0, struct.pack("<QHHHB", 0, 0, 0, cid, 0))
+        elif case == "r2t-unknown-cid":
+            out = self.r2t(cid ^ 0x5A5, 1, 0, len(data))
         elif case == "icresp-second":
             out = struct.pack("<BBBBI", ICRESP, 0, 128, 0, 128) + bytes(120)
-        elif case in ("close-mid-payload", "stall-mid-pdu"):
+        elif case in ("close-mid-payload", "rst-mid-payload", "stall-mid-pdu"):
             whole = c2h(cid, 0, data, L | S)
             self.send(whole[:len(whole) - len(data) // 2])
             if case == "close-mid-payload":
                 self.s.shutdown(socket.SHUT_RDWR)
+                raise EOFError
+            if case == "rst-mid-payload":
+                self.s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 raise EOFError
             self.hostile = True  # ignore everything from now on
             while self.s.recv(65536):

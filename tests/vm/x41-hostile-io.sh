@@ -1,5 +1,6 @@
 #!/bin/bash
-# tests/vm/nvmet_fake.py misbehaves once during fio verify on I/O queue 1 (a C2HData out of range, a bad digest,
+# Held out of the suite (runner plans t*.sh) until the err_work lockdep report in
+# Documentation/hostile-targets.md is fixed. tests/vm/nvmet_fake.py misbehaves once during fio verify on I/O queue 1 (a C2HData out of range, a bad digest,
 # an R2T past the data, a Response twice, a C2HTermReq, a close or stall mid-PDU, ...; the table is
 # Documentation/hostile-targets.md): each case logs a line naming queue 1 and the field, fio ends (the
 # controller recovers on a reconnect to the now well-behaved target, or fails the I/O), no oops or KASAN report,
@@ -30,6 +31,9 @@ cases=(
 	"icresp-second||queue 1: receive failed: unexpected pdu type 0x1"
 	"term-req||queue 1: receive failed: received C2HTermReq"
 	"close-mid-payload||queue 1: receive failed: \(connection closed by target\|socket receive failed\)"
+	"rst-mid-payload||starting error recovery"
+	"rsp-hlen-short||queue 1: receive failed: pdu type 0x5: bad hlen 23"
+	"r2t-unknown-cid||queue 1: r2t for unknown command id 0x"
 	"stall-mid-pdu||queue 1: request timeout"
 	"r2t-beyond||queue 1: request 0x[0-9a-f]*: r2t offset 0 length [0-9]*, 0 of [0-9]* sent"
 	"r2t-dup||queue 1: request 0x[0-9a-f]*: r2t while the previous one is outstanding"
