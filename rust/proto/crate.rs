@@ -12,3 +12,6 @@ extern crate std;
 #[path = "mod.rs"]
 mod proto;
 pub use proto::*;
+
+#[cfg(test)]
+mod prop_tests;

@@ -1,0 +1,452 @@
+#!/usr/bin/env python3
+# A small scriptable NVMe/TCP target for the VM tests: it serves one NVM
+# controller with one namespace held in memory (a bytearray), on
+# 127.0.0.1:PORT, one thread per TCP connection (the admin queue and each I/O
+# queue connect on their own). It answers ICReq with the digests the host
+# asks for, Fabrics Connect (qid from the command), Property Get/Set,
+# Identify, Set/Get Features, Get Log Page (zeros), Keep Alive, keeps the
+# AER outstanding, and does Read/Write from memory: writes in-capsule or
+# through R2T/H2CData (several R2Ts per write with --r2t-chunks), reads in
+# one or several C2HData (--c2h-chunks; every other read ends with the
+# SUCCESS flag, the others with a Response). Header and data digests are
+# crc32c, computed here.
+#
+# --case NAME makes it misbehave once: on I/O queue --qid (any if 0), at the
+# --after'th command of the kind the case needs (reads for C2HData cases,
+# R2T writes for R2T cases), it sends the bad thing NAME says (CASES below)
+# and prints "fired NAME qid Q cid C". Everything before and after is
+# normal, so the host's error recovery reconnects to a good target.
+import argparse
+import socket
+import struct
+import sys
+import threading
+import time
+
+# crc32c (Castagnoli, reflected polynomial 0x82F63B78), table driven.
+_T = []
+for _i in range(256):
+    _c = _i
+    for _ in range(8):
+        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
+    _T.append(_c)
+
+
+def crc32c(data):
+    c = 0xFFFFFFFF
+    t = _T
+    for b in data:
+        c = t[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+assert crc32c(b"123456789") == 0xE3069283
+
+# PDU types.
+ICREQ, ICRESP, H2C_TERM, C2H_TERM, CMD, RSP, H2C_DATA, C2H_DATA, R2T = 0, 1, 2, 3, 4, 5, 6, 7, 9
+F_HDGST, F_DDGST, F_LAST, F_SUCCESS = 0x1, 0x2, 0x4, 0x8
+
+LBA = 512
+# Status field of a CQE (phase bit 0): Invalid Opcode / Invalid Field, DNR.
+SC_INVALID_OPCODE = (0x4000 | 0x1) << 1
+SC_INVALID_FIELD = (0x4000 | 0x2) << 1
+
+CASES = {
+    # Read (C2HData) cases.
+    "c2h-beyond": "read: a C2HData 512 bytes past the end of the buffer",
+    "c2h-gap": "read: a second C2HData that skips 512 bytes",
+    "c2h-overlap": "read: a second C2HData that overlaps the first by 512 bytes",
+    "c2h-ddgst-bad": "read: C2HData with a wrong data digest (needs --data-digest)",
+    "c2h-hdgst-bad": "read: C2HData with a wrong header digest (needs --hdr-digest)",
+    "c2h-pad": "read: C2HData with 4 bytes of padding the host did not ask for (pdo)",
+    "c2h-zero-len": "read: a C2HData with no data",
+    "c2h-success-then-rsp": "read: C2HData with SUCCESS, then a Response for the same command",
+    "c2h-plen-huge": "read: C2HData whose plen is 0xffffffff",
+    "rsp-twice": "read: the Response sent twice",
+    "rsp-short-read": "read: a Response after half the data",
+    "rsp-stale-cid": "read: the Response carries the tag's previous generation",
+    "rsp-unknown-flood": "read: 64 Responses for command ids never sent, then the right one",
+    "unknown-type": "read: a PDU of type 0xee instead of the data",
+    "term-req": "read: a C2HTermReq instead of the data",
+    "close-mid-payload": "read: half a C2HData payload, then close",
+    "rst-mid-payload": "read: half a C2HData payload, then a reset (RST)",
+    "rsp-hlen-short": "read: a Response whose hlen is 23",
+    "r2t-unknown-cid": "read: an R2T for a command id never sent instead of the data",
+    "stall-mid-pdu": "read: half a C2HData payload, then nothing (the connection stays open)",
+    # Write (R2T) cases.
+    "r2t-beyond": "write: an R2T past the end of the data",
+    "r2t-dup": "write: the same R2T twice",
+    "r2t-for-read": "read: an R2T naming the read",
+    "icresp-second": "read: a second ICResp instead of the data",
+}
+R2T_CASES = {"r2t-beyond", "r2t-dup"}
+
+
+class Target:
+    def __init__(self, a):
+        self.a = a
+        self.mem = bytearray(a.size_mb << 20)
+        self.lock = threading.Lock()
+        self.counts = {"read": 0, "r2t": 0}
+        self.fired = False
+        self.cc = 0
+        self.csts = 0
+
+    def fire(self, kind, qid):
+        """True once: when the case is for `kind` commands on `qid` and this is the --after'th."""
+        a = self.a
+        if not a.case or self.fired or qid == 0 or (a.qid and qid != a.qid):
+            return False
+        want = "r2t" if a.case in R2T_CASES else "read"
+        if kind != want:
+            return False
+        with self.lock:
+            self.counts[kind] += 1
+            if self.counts[kind] < a.after or self.fired:
+                return False
+            self.fired = True
+            return True
+
+
+class Conn:
+    def __init__(self, t, s):
+        self.t, self.s, self.a = t, s, t.a
+        self.qid = None
+        self.hd = self.dd = False
+        self.ttag = 0
+        self.writes = {}  # ttag -> [cid, byte offset, buffer, r2t offset, r2t length, bytes in this r2t]
+        self.hostile = False
+        self.nreads = 0
+
+    # --- sending ---
+    def pdu(self, ptype, flags, spec, data=None, pad=0, bad_hdgst=False, bad_ddgst=False, plen=None):
+        hlen = 8 + len(spec)
+        hd = 4 if self.hd else 0
+        dd = 4 if self.dd and data is not None else 0
+        if self.hd:
+            flags |= F_HDGST
+        if dd:
+            flags |= F_DDGST
+        pdo = hlen + hd + pad if data is not None else 0
+        if plen is None:
+            plen = (pdo + len(data) + dd) if data is not None else hlen + hd
+        h = struct.pack("<BBBBI", ptype, flags, hlen, pdo, plen) + spec
+        out = h
+        if self.hd:
+            out += struct.pack("<I", crc32c(h) ^ (0xFF if bad_hdgst else 0))
+        if data is not None:
+            out += bytes(pad) + data
+            if dd:
+                out += struct.pack("<I", crc32c(data) ^ (0xFF if bad_ddgst else 0))
+        return out
+
+    def send(self, b):
+        self.s.sendall(b)
+
+    def rsp(self, cid, status=0, result=0):
+        return self.pdu(RSP, 0, struct.pack("<QHHHH", result, 0, self.qid or 0, cid, status))
+
+    def c2h(self, cid, off, data, flags=0, **kw):
+        return self.pdu(C2H_DATA, flags, struct.pack("<HHIII", cid, 0, off, len(data), 0), data, **kw)
+
+    def r2t(self, cid, ttag, off, length):
+        return self.pdu(R2T, 0, struct.pack("<HHIII", cid, ttag, off, length, 0))
+
+    def read_reply(self, cid, data, n):
+        """Data for a read in one or several C2HData, SUCCESS on every other read."""
+        chunks = max(1, min(self.a.c2h_chunks and 1 + n % self.a.c2h_chunks, len(data) // LBA))
+        success = n % 2 == 1
+        step = (len(data) // chunks // LBA) * LBA
+        out = b""
+        off = 0
+        for i in range(chunks):
+            end = len(data) if i == chunks - 1 else off + step
+            last = i == chunks - 1
+            out += self.c2h(cid, off, data[off:end], (F_LAST | (F_SUCCESS if success else 0)) if last else 0)
+            off = end
+        if not success:
+            out += self.rsp(cid)
+        return out
+
+    # --- receiving ---
+    def recv_exact(self, n):
+        b = bytearray()
+        while len(b) < n:
+            x = self.s.recv(n - len(b))
+            if not x:
+                raise EOFError
+            b += x
+        return bytes(b)
+
+    def run(self):
+        ic = self.recv_exact(128)
+        if ic[0] != ICREQ:
+            return
+        dgst = ic[11]
+        self.hd, self.dd = bool(dgst & 1), bool(dgst & 2)
+        body = struct.pack("<HBBI", 0, 0, dgst, self.a.maxh2cdata) + bytes(112)
+        self.send(struct.pack("<BBBBI", ICRESP, 0, 128, 0, 128) + body)
+        while True:
+            ch = self.recv_exact(8)
+            ptype, flags, hlen, pdo, plen = struct.unpack("<BBBBI", ch)
+            rest = self.recv_exact(plen - 8)
+            whole = ch + rest
+            if flags & F_HDGST:
+                got = struct.unpack_from("<I", whole, hlen)[0]
+                if got != crc32c(whole[:hlen]):
+                    print("header digest error", file=sys.stderr, flush=True)
+                    return
+            data = None
+            if pdo:
+                end = plen - (4 if flags & F_DDGST else 0)
+                data = whole[pdo:end]
+                if flags & F_DDGST and struct.unpack_from("<I", whole, end)[0] != crc32c(data):
+                    print("data digest error", file=sys.stderr, flush=True)
+                    return
+            if ptype == CMD:
+                self.command(whole[8:72], data)
+            elif ptype == H2C_DATA:
+                self.h2c(whole, flags, data)
+            else:
+                print("host sent pdu type", ptype, file=sys.stderr, flush=True)
+                return
+
+    # --- commands ---
+    def command(self, sqe, data):
+        opcode, cid, nsid = sqe[0], struct.unpack_from("<H", sqe, 2)[0], struct.unpack_from("<I", sqe, 4)[0]
+        sgl_len = struct.unpack_from("<I", sqe, 32)[0]
+        cdw10, cdw11, cdw12 = struct.unpack_from("<III", sqe, 40)
+        if opcode == 0x7F:
+            return self.fabrics(sqe, cid)
+        if self.qid == 0:
+            return self.admin(opcode, cid, nsid, sgl_len, cdw10, cdw11, data)
+        if opcode in (0x01, 0x02):
+            slba = struct.unpack_from("<Q", sqe, 40)[0]
+            nbytes = ((cdw12 & 0xFFFF) + 1) * LBA
+            off = slba * LBA
+            if off + nbytes > len(self.t.mem):
+                return self.send(self.rsp(cid, (0x4000 | 0x80) << 1))
+            if opcode == 0x02:
+                return self.read(cid, off, nbytes)
+            if data is not None:
+                self.t.mem[off:off + len(data)] = data
+                return self.send(self.rsp(cid))
+            return self.write_r2t(cid, off, nbytes)
+        if opcode == 0x00:  # Flush
+            return self.send(self.rsp(cid))
+        self.send(self.rsp(cid, SC_INVALID_OPCODE))
+
+    def fabrics(self, sqe, cid):
+        fctype = sqe[4]
+        if fctype == 0x01:  # Connect
+            self.qid = struct.unpack_from("<H", sqe, 42)[0]
+            print(f"connect qid {self.qid}", flush=True)
+            return self.send(self.rsp(cid, 0, 1))
+        if fctype == 0x04:  # Property Get
+            off = struct.unpack_from("<I", sqe, 44)[0]
+            cap = 127 | 1 << 16 | 2 << 24 | 1 << 37
+            val = {0x0: cap, 0x8: 0x10400, 0x14: self.t.cc, 0x1C: self.t.csts}.get(off, 0)
+            return self.send(self.rsp(cid, 0, val))
+        if fctype == 0x00:  # Property Set
+            off, val = struct.unpack_from("<I", sqe, 44)[0], struct.unpack_from("<Q", sqe, 48)[0]
+            if off == 0x14:
+                self.t.cc = val & 0xFFFFFFFF
+                self.t.csts = (val & 1) | ((2 << 2) if (val >> 14) & 3 else 0)
+            return self.send(self.rsp(cid))
+        self.send(self.rsp(cid, SC_INVALID_OPCODE))
+
+    def admin(self, opcode, cid, nsid, sgl_len, cdw10, cdw11, data):
+        if opcode == 0x06:  # Identify
+            cns = cdw10 & 0xFF
+            buf = bytearray(4096)
+            if cns == 0x01:
+                struct.pack_into("<HH", buf, 0, 0x1B36, 0x1B36)
+                buf[4:24] = b"rnvme-fake-0001".ljust(20)
+                buf[24:64] = b"rnvme_tcp nvmet_fake".ljust(40)
+                buf[64:72] = b"1.0".ljust(8)
+                struct.pack_into("<H", buf, 78, 1)  # cntlid
+                struct.pack_into("<I", buf, 80, 0x10400)  # ver
+                buf[111] = 1  # cntrltype: I/O controller
+                buf[259] = 3  # aerl
+                buf[261] = 0  # lpa
+                struct.pack_into("<H", buf, 320, 1)  # kas
+                buf[512], buf[513] = 0x66, 0x44  # sqes, cqes
+                struct.pack_into("<HI", buf, 514, 128, 1)  # maxcmd, nn
+                struct.pack_into("<I", buf, 536, 1)  # sgls
+                sub = self.a.nqn.encode()
+                buf[768:768 + len(sub)] = sub
+                struct.pack_into("<IIH", buf, 1792, (64 + 8192) // 16, 1, 0)  # ioccsz, iorcsz, icdoff
+            elif cns == 0x00 and nsid == 1:
+                n = len(self.t.mem) // LBA
+                struct.pack_into("<QQQ", buf, 0, n, n, n)
+                buf[104:120] = bytes(range(1, 17))  # nguid
+                struct.pack_into("<HBB", buf, 128, 0, 9, 0)  # lbaf0: 512-byte blocks
+            elif cns == 0x02:
+                if nsid < 1:
+                    struct.pack_into("<I", buf, 0, 1)
+            elif cns == 0x03 and nsid == 1:
+                buf[0:4] = bytes([2, 16, 0, 0])
+                buf[4:20] = bytes(range(1, 17))
+            n = min(sgl_len, 4096)
+            return self.send(self.c2h(cid, 0, bytes(buf[:n]), F_LAST | F_SUCCESS))
+        if opcode == 0x02:  # Get Log Page: zeros
+            return self.send(self.c2h(cid, 0, bytes(sgl_len), F_LAST | F_SUCCESS) if sgl_len else self.rsp(cid))
+        if opcode == 0x09:  # Set Features
+            result = cdw11 if cdw10 & 0xFF == 0x07 else 0
+            return self.send(self.rsp(cid, 0, result))
+        if opcode == 0x0A:  # Get Features
+            return self.send(self.rsp(cid))
+        if opcode == 0x18:  # Keep Alive
+            return self.send(self.rsp(cid))
+        if opcode == 0x0C:  # AER: stays outstanding
+            return
+        self.send(self.rsp(cid, SC_INVALID_OPCODE))
+
+    def read(self, cid, off, nbytes):
+        data = bytes(self.t.mem[off:off + nbytes])
+        self.nreads += 1
+        n = self.nreads
+        if self.t.fire("read", self.qid):
+            print(f"fired {self.a.case} qid {self.qid} cid {cid:#x}", flush=True)
+            return self.hostile_read(cid, data)
+        self.send(self.read_reply(cid, data, n))
+
+    def hostile_read(self, cid, data):
+        case, half = self.a.case, (len(data) // 2 // LBA) * LBA or len(data)
+        c2h, rsp = self.c2h, self.rsp
+        L, S = F_LAST, F_SUCCESS
+        if case == "c2h-beyond":
+            out = c2h(cid, 0, data + bytes(LBA), L | S)
+        elif case == "c2h-gap":
+            out = c2h(cid, 0, data[:half]) + c2h(cid, half + LBA, data[half + LBA:], L | S)
+        elif case == "c2h-overlap":
+            out = c2h(cid, 0, data[:half]) + c2h(cid, half - LBA, data[half - LBA:], L | S)
+        elif case == "c2h-ddgst-bad":
+            out = c2h(cid, 0, data, L, bad_ddgst=True) + rsp(cid)
+        elif case == "c2h-hdgst-bad":
+            out = c2h(cid, 0, data, L | S, bad_hdgst=True)
+        elif case == "c2h-pad":
+            out = c2h(cid, 0, data, L | S, pad=4)
+        elif case == "c2h-zero-len":
+            out = c2h(cid, 0, b"") + c2h(cid, 0, data, L | S)
+        elif case == "c2h-success-then-rsp":
+            out = c2h(cid, 0, data, L | S) + rsp(cid)
+        elif case == "c2h-plen-huge":
+            out = c2h(cid, 0, data, L | S, plen=0xFFFFFFFF)
+        elif case == "rsp-twice":
+            out = c2h(cid, 0, data, L) + rsp(cid) + rsp(cid)
+        elif case == "rsp-short-read":
+            out = c2h(cid, 0, data[:half]) + rsp(cid)
+        elif case == "rsp-stale-cid":
+            out = c2h(cid, 0, data, L) + rsp((cid - 0x1000) & 0xFFFF)
+        elif case == "rsp-unknown-flood":
+            out = c2h(cid, 0, data, L) + b"".join(rsp(0x0F00 | i) for i in range(64)) + rsp(cid)
+        elif case == "unknown-type":
+            out = self.pdu(0xEE, 0, bytes(16))
+        elif case == "term-req":
+            out = self.pdu(C2H_TERM, 0, struct.pack("<HI", 4, 0) + bytes(10))
+        elif case == "r2t-for-read":
+            out = self.r2t(cid, 1, 0, len(data))
+        elif case == "rsp-hlen-short":
+            out = c2h(cid, 0, data, L) + self.pdu(RSP, 0, struct.pack("<QHHHB", 0, 0, 0, cid, 0))
+        elif case == "r2t-unknown-cid":
+            out = self.r2t(cid ^ 0x5A5, 1, 0, len(data))
+        elif case == "icresp-second":
+            out = struct.pack("<BBBBI", ICRESP, 0, 128, 0, 128) + bytes(120)
+        elif case in ("close-mid-payload", "rst-mid-payload", "stall-mid-pdu"):
+            whole = c2h(cid, 0, data, L | S)
+            self.send(whole[:len(whole) - len(data) // 2])
+            if case == "close-mid-payload":
+                self.s.shutdown(socket.SHUT_RDWR)
+                raise EOFError
+            if case == "rst-mid-payload":
+                self.s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                raise EOFError
+            self.hostile = True  # ignore everything from now on
+            while self.s.recv(65536):
+                pass
+            raise EOFError
+        else:
+            raise SystemExit(f"unknown case {case}")
+        self.send(out)
+
+    def write_r2t(self, cid, off, nbytes):
+        self.ttag = (self.ttag + 1) & 0xFFFF
+        tt = self.ttag
+        chunks = max(1, self.a.r2t_chunks)
+        first = -(-nbytes // chunks // LBA) * LBA if chunks > 1 else nbytes
+        first = min(first, nbytes)
+        self.writes[tt] = [cid, off, bytearray(nbytes), 0, first, 0]
+        if self.t.fire("r2t", self.qid):
+            print(f"fired {self.a.case} qid {self.qid} cid {cid:#x}", flush=True)
+            if self.a.case == "r2t-beyond":
+                return self.send(self.r2t(cid, tt, 0, nbytes + LBA))
+            if self.a.case == "r2t-dup":
+                return self.send(self.r2t(cid, tt, 0, first) + self.r2t(cid, tt, 0, first))
+        self.send(self.r2t(cid, tt, 0, first))
+
+    def h2c(self, whole, flags, data):
+        cid, tt, off, length = struct.unpack_from("<HHII", whole, 8)
+        w = self.writes.get(tt)
+        if w is None or w[0] != cid or data is None or len(data) != length:
+            print(f"bad h2cdata cid {cid:#x} ttag {tt}", file=sys.stderr, flush=True)
+            raise EOFError
+        if length > self.a.maxh2cdata or off != w[3] + w[5]:
+            print(f"h2cdata cid {cid:#x} offset {off} length {length} unexpected", file=sys.stderr, flush=True)
+            raise EOFError
+        w[2][off:off + length] = data
+        w[5] += length
+        if w[5] < w[4]:
+            return
+        # This R2T's data is in: ask for the next piece, or complete.
+        nxt = w[3] + w[4]
+        total = len(w[2])
+        if nxt < total:
+            w[3], w[4], w[5] = nxt, min(w[4], total - nxt), 0
+            return self.send(self.r2t(cid, tt, w[3], w[4]))
+        del self.writes[tt]
+        self.t.mem[w[1]:w[1] + total] = w[2]
+        self.send(self.rsp(cid))
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("port", type=int)
+    p.add_argument("--nqn", default="nqn.2026-11.io.rnvme:test")
+    p.add_argument("--size-mb", type=int, default=64)
+    p.add_argument("--maxh2cdata", type=int, default=131072)
+    p.add_argument("--c2h-chunks", type=int, default=1, help="reads in 1..N C2HData")
+    p.add_argument("--r2t-chunks", type=int, default=1, help="writes in N R2Ts")
+    p.add_argument("--case", choices=sorted(CASES))
+    p.add_argument("--qid", type=int, default=1)
+    p.add_argument("--after", type=int, default=8)
+    p.add_argument("--list", action="store_true")
+    a = p.parse_args()
+    if a.list:
+        for k, v in CASES.items():
+            print(f"{k}\t{v}")
+        return
+    t = Target(a)
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", a.port))
+    srv.listen(64)
+    print("listening", flush=True)
+
+    def serve(s):
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        c = Conn(t, s)
+        try:
+            c.run()
+        except (OSError, EOFError):
+            pass
+        finally:
+            s.close()
+
+    while True:
+        s, _ = srv.accept()
+        threading.Thread(target=serve, args=(s,), daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()
