@@ -267,10 +267,14 @@ impl TcpCtrl {
         // SAFETY: our own work items, not in use yet, in the box's heap
         // storage, which never moves.
         unsafe {
-            b.err_work.init(err_work_fn);
+            b.err_work.init(err_work_fn, kernel::static_lock_class!());
             b.connect_work.init(connect_work_fn);
             // nvme-core's reset work (queued by `nvme reset`), ours to set up.
-            nb::rnvme_init_work((&raw mut (*n).reset_work).cast(), Some(reset_work_fn));
+            nb::rnvme_init_work(
+                (&raw mut (*n).reset_work).cast(),
+                Some(reset_work_fn),
+                kernel::static_lock_class!().as_ptr().cast(),
+            );
         }
         let module = THIS_MODULE.load(Ordering::Relaxed);
         // SAFETY: holding a module reference per controller (dropped in

@@ -437,7 +437,7 @@ impl Queue {
         for _ in self.req_list.take_all() {}
         // SAFETY: `io_work` is not in use (the queue is stopped), and the
         // queue never moves (type invariant).
-        unsafe { self.io_work.init(io_work_fn) };
+        unsafe { self.io_work.init(io_work_fn, kernel::static_lock_class!()) };
     }
 
     /// Starts receiving: hooks the socket callbacks up to io_work.

@@ -126,9 +126,10 @@ void rnvme_wq_destroy(void)
 	destroy_workqueue(rnvme_wq);
 }
 
-void rnvme_init_work(struct work_struct *work, void (*fn)(struct work_struct *))
+void rnvme_init_work(struct work_struct *work, void (*fn)(struct work_struct *),
+		     struct lock_class_key *key)
 {
-	INIT_WORK(work, fn);
+	__INIT_WORK_KEY(work, fn, 0, key);
 }
 
 bool rnvme_queue_work(struct work_struct *work, int cpu)

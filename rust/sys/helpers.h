@@ -50,7 +50,11 @@ unsigned int rnvme_nr_cpu_ids(void);
 /* The module's workqueue (WQ_MEM_RECLAIM | WQ_HIGHPRI, as nvme_tcp_wq). */
 int rnvme_wq_init(void);
 void rnvme_wq_destroy(void);
-void rnvme_init_work(struct work_struct *work, void (*fn)(struct work_struct *));
+/* INIT_WORK with the caller's lockdep class: one INIT_WORK site here would
+ * put every work item of the module in one class, and err_work flushing
+ * io_work would read as recursive locking. */
+void rnvme_init_work(struct work_struct *work, void (*fn)(struct work_struct *),
+		     struct lock_class_key *key);
 /* queue_work_on(cpu, rnvme_wq, work). */
 bool rnvme_queue_work(struct work_struct *work, int cpu);
 

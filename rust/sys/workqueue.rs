@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The module's workqueue (`rnvme_tcp_wq`), where io_work and err_work run.
 
+use core::pin::Pin;
+use kernel::sync::LockClassKey;
 use super::bindings as nb;
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{error::to_result, prelude::*};
@@ -63,9 +65,14 @@ impl Work {
     /// The item is not queued or running, and its owner does not move from
     /// here on; `f` may be called (from the workqueue) any time until the
     /// item is cancelled.
-    pub(crate) unsafe fn init(&self, f: WorkFn) {
-        // SAFETY: by the caller's guarantee nobody uses the item now.
-        unsafe { nb::rnvme_init_work(self.work.get().cast(), Some(f)) };
+    ///
+    /// `key` is the item's lockdep class: one per kind of work (as each
+    /// `INIT_WORK` site in C has its own), so that one work item flushing
+    /// another (err_work flushing io_work) is not taken for recursion.
+    pub(crate) unsafe fn init(&self, f: WorkFn, key: Pin<&'static LockClassKey>) {
+        // SAFETY: by the caller's guarantee nobody uses the item now; `key`
+        // is static.
+        unsafe { nb::rnvme_init_work(self.work.get().cast(), Some(f), key.as_ptr().cast()) };
         // INVARIANT: initialised where it stays.
         self.ready.store(true, Ordering::Release);
     }
