@@ -1,106 +1,34 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Controller life cycle on nvme-core: create, reset, error recovery,
-//! delete, free; the blk-mq and nvme-core callbacks.
+//! delete, free, one function per C routine and in its order; the
+//! nvme-core callbacks. The transport registration and controller list
+//! are in `transport`, the blk-mq operations in `mq`.
 //!
 //! Follows `drivers/nvme/host/tcp.c`: admin queue (ICReq/ICResp, Fabrics
 //! Connect, enable, identify), then I/O queues with default/read maps.
 
+mod mq;
+mod transport;
+
+pub(crate) use mq::{AdminQueueOps, IoQueueOps};
+pub(crate) use transport::{init_ops, write_queue_stats, CtrlList, TcpTransport};
+
 use crate::proto::pdu::{self, DataPlacement, Digests, IcResp};
-use crate::proto::r2t::Slot;
-use crate::queue::{Queue, SendState, TcpRequest};
+use crate::queue::{Queue, Rq};
+use crate::request::{Kind, SendState, TcpRequest};
 use crate::sys::bindings as nb;
-use crate::sys::blk_mq::{self, HwCtx, Lookup, MqOperations, Request, SetBeingMapped, TagSet, BLK_STS_IOERR};
-use crate::sys::fabrics::{opt, CtrlHandle, CtrlOptions, Transport};
+use crate::sys::blk_mq::{Lookup, TagSet};
+use crate::sys::fabrics::{CtrlHandle, CtrlOptions};
 use crate::sys::fmt::Shown;
-use crate::sys::nvme::{nvme_result, CtrlOperations, CtrlOpsTable, NvmeCtrl};
+use crate::sys::nvme::{self, nvme_result, CtrlOperations, NvmeCtrl};
 use crate::sys::socket::{SockAddr, TcpSocket};
 use crate::sys::workqueue::{DelayedWork, Work, WORK_CPU_UNBOUND};
-use core::ptr::null_mut;
-use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::{bindings as kb, device::Device, prelude::*, types::Opaque};
+use transport::{CTRLS, CTRL_OPS, LIVE_CTRLS};
 
 /// `NVME_TCP_ADMIN_CCSZ`: in-capsule data the admin queue accepts.
 const ADMIN_CCSZ: u32 = 8192;
-
-kernel::sync::global_lock! {
-    // SAFETY: initialised by `init_ops()` in module init, before any use.
-    unsafe(uninit) static CTRLS: Mutex<KVec<usize>> = KVec::new();
-}
-
-/// The module, for the references controllers hold on it.
-pub(crate) static THIS_MODULE: AtomicPtr<kb::module> = AtomicPtr::new(null_mut());
-
-/// The NVMe/TCP transport.
-pub(crate) struct TcpTransport;
-
-impl Transport for TcpTransport {
-    const NAME: &'static CStr = c"tcp";
-    const REQUIRED_OPTS: u32 = opt::TRADDR;
-    // Only options that are implemented are allowed; nvme-fabrics rejects
-    // the others by name ("invalid parameter").
-    const ALLOWED_OPTS: u32 =
-        opt::TRSVCID | opt::CTRL_LOSS_TMO | opt::HDR_DIGEST | opt::DATA_DIGEST | opt::NR_WRITE_QUEUES
-            | opt::NR_POLL_QUEUES | opt::HOST_TRADDR | opt::HOST_IFACE | opt::TOS | opt::RECONNECT_DELAY
-            | opt::FAIL_FAST_TMO | opt::TLS | opt::KEYRING | opt::TLS_KEY;
-
-    /// `NVME_TCP_DISC_PORT`.
-    const DEFAULT_TRSVCID: &'static CStr = c"4420";
-
-    fn create_ctrl(dev: &Device, opts: &CtrlOptions) -> Result<CtrlHandle> {
-        let traddr = opts.traddr().ok_or(EINVAL)?;
-        // Never NULL: DEFAULT_TRSVCID is set when the connect gave none.
-        let trsvcid = opts.trsvcid().ok_or(EINVAL)?;
-        let addr = SockAddr::parse(traddr, trsvcid).inspect_err(|e| {
-            dev_err!(dev, "rnvme_tcp: malformed address {}:{}: {}\n", traddr, trsvcid, e.to_errno());
-        })?;
-        let src = match opts.host_traddr() {
-            Some(h) => Some(SockAddr::parse_host(h).inspect_err(|e| {
-                dev_err!(dev, "rnvme_tcp: malformed host_traddr {}: {}\n", h, e.to_errno());
-            })?),
-            None => None,
-        };
-        if !opts.duplicate_connect() && existing_controller(opts) {
-            dev_err!(dev, "rnvme_tcp: a controller for {} at {}:{} exists (duplicate_connect not set)\n",
-                opts.subsysnqn().unwrap_or(c"?"), traddr, trsvcid);
-            return Err(EALREADY);
-        }
-        crate::tls::check_options(dev, opts, crate::module_parameters::read_sock.value())?;
-        TcpCtrl::create(dev, opts, addr, src)
-    }
-}
-
-/// Whether a live controller already matches these options
-/// (C: `nvme_tcp_existing_controller`).
-fn existing_controller(opts: &CtrlOptions) -> bool {
-    let list = CTRLS.lock();
-    list.iter().any(|&c| {
-        // SAFETY: controllers stay on the list until free_ctrl removes them
-        // under this lock, so `c` is a live controller.
-        unsafe { NvmeCtrl::from_raw(c as *mut nb::nvme_ctrl) }.ip_options_match(opts)
-    })
-}
-
-/// Writes the receive counters of every queue of every controller
-/// (`/sys/kernel/debug/rnvme_tcp/queues`).
-pub(crate) fn write_queue_stats(f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-    let list = CTRLS.lock();
-    for &n in list.iter() {
-        // SAFETY: controllers stay on the list until free_ctrl removes them
-        // under this lock, so `n` is a live controller of ours.
-        let c = unsafe { TcpCtrl::from_nctrl(n as *mut nb::nvme_ctrl) };
-        let name = c.core().name();
-        // Only queues that were ever allocated count; the rest are zero.
-        for (qid, q) in c.queues.iter().enumerate() {
-            let name = name.to_str().unwrap_or("?");
-            match q.io_cpu() {
-                Some(cpu) => writeln!(f, "{} qid {} cpu={} {}", name, qid, cpu, q.stats)?,
-                None => writeln!(f, "{} qid {} cpu=any {}", name, qid, q.stats)?,
-            }
-        }
-    }
-    Ok(())
-}
 
 /// A controller: nvme-core's `nvme_ctrl` plus what the transport needs.
 ///
@@ -108,18 +36,19 @@ pub(crate) fn write_queue_stats(f: &mut core::fmt::Formatter<'_>) -> core::fmt::
 ///
 /// Allocated by `create` with `KBox` and freed only by `free_ctrl` (called
 /// by nvme-core when its last reference goes); `queues` is allocated once
-/// and never grows, so queue addresses are stable. Shared by every context
+/// and never grows, and each queue is pinned in its own allocation, so
+/// queue addresses are stable. Shared by every context
 /// as `&TcpCtrl` once created: what changes afterwards is nvme-core's
 /// (`ctrl`, `Opaque`), atomics, the tag sets (`Opaque`, changed by
-/// nvme-core on set-up paths), the queues' own cells, or `async_req`
-/// (nvme-core's async event work, one AER at a time).
+/// nvme-core on set-up paths), the queues' own cells and locks, or
+/// `async_req`'s cells (nvme-core's async event work, one AER at a time).
 #[repr(C)]
 pub(crate) struct TcpCtrl {
     /// nvme-core's controller, which nvme-core changes under its own locks.
     pub(crate) ctrl: Opaque<nb::nvme_ctrl>,
     admin_tag_set: TagSet<AdminQueueOps>,
     tag_set: TagSet<IoQueueOps>,
-    queues: KVec<Queue>,
+    queues: KVec<Pin<KBox<Queue>>>,
     /// I/O queues per map type (default, read, poll), as nvme-fabrics split
     /// them (`nvmf_set_io_queues()`).
     io_queues: IoQueueCounts,
@@ -133,7 +62,7 @@ pub(crate) struct TcpCtrl {
     /// command id past the admin tag space (`NVME_AQ_BLK_MQ_DEPTH`).
     /// nvme-core's async event work submits it, one at a time; the send
     /// and receive sides then use it as any request.
-    async_req: UnsafeCell<TcpRequest>,
+    async_req: TcpRequest,
     /// An AER is outstanding: only then may a response carry its command id.
     aer_outstanding: AtomicBool,
     /// True once creation succeeded: `free_ctrl` then owns the options.
@@ -141,38 +70,6 @@ pub(crate) struct TcpCtrl {
     /// io_work receives with `read_sock()` instead of `sock_recvmsg()`
     /// (module parameter `read_sock` when the controller was created).
     read_sock: bool,
-}
-
-/// The controllers' `nvme_ctrl_ops`, filled in at module load.
-static CTRL_OPS: CtrlOpsTable<TcpCtrl> = CtrlOpsTable::new();
-
-/// Frees the controller list's storage when the module goes: statics are
-/// never dropped, and the list's buffer would outlive the module (kmemleak
-/// found it: t21).
-pub(crate) struct CtrlList(());
-
-impl Drop for CtrlList {
-    fn drop(&mut self) {
-        drop(core::mem::take(&mut *CTRLS.lock()));
-    }
-}
-
-/// Proof of running on one of a controller's set-up paths: create, reset,
-/// error recovery, reconnect or delete. nvme-core runs at most one of them
-/// at a time for a controller (each starts only from the state the last
-/// one left it in), and each stops a queue (and quiesces its blk-mq queue)
-/// before it frees it or allocates it again. Only these paths change a
-/// queue's set-up ([`Queue::alloc`], [`Queue::free`]).
-pub(crate) struct SetupPath(());
-
-impl SetupPath {
-    /// # Safety
-    ///
-    /// The caller is one of the set-up paths above, and keeps the value to
-    /// itself.
-    unsafe fn enter() -> Self {
-        Self(())
-    }
 }
 
 /// I/O queue counts per map type (default, read, poll).
@@ -188,18 +85,6 @@ impl IoQueueCounts {
             a.store(c, Ordering::Relaxed);
         }
     }
-}
-
-/// Fills in `CTRL_OPS`; called from module init before registration. The
-/// module keeps the returned guard until the transport is unregistered.
-pub(crate) fn init_ops(module: &'static ThisModule) -> CtrlList {
-    // SAFETY: called exactly once, from module init.
-    unsafe { CTRLS.init() };
-    THIS_MODULE.store(module.as_ptr(), Ordering::Relaxed);
-    // SAFETY: called once, from module init, before the transport is
-    // registered: no controller exists yet.
-    unsafe { CTRL_OPS.init(module) };
-    CtrlList(())
 }
 
 impl TcpCtrl {
@@ -225,12 +110,18 @@ impl TcpCtrl {
     }
 
     /// The in-flight request of queue `qid` that command id `cid` names.
-    pub(crate) fn find_request(&self, qid: u16, cid: u16) -> Result<(Request, &mut TcpRequest), Lookup> {
+    pub(crate) fn find_request(&self, qid: u16, cid: u16) -> Result<Rq, Lookup> {
         if qid == 0 {
-            self.admin_tag_set.tags(0).ok_or(Lookup::Unknown)?.find(cid)
+            nvme::find_request(&self.admin_tag_set.tags(0).ok_or(Lookup::Unknown)?, cid)
         } else {
-            self.tag_set.tags(usize::from(qid) - 1).ok_or(Lookup::Unknown)?.find(cid)
+            nvme::find_request(&self.tag_set.tags(usize::from(qid) - 1).ok_or(Lookup::Unknown)?, cid)
         }
+    }
+
+    /// The AER, if one is outstanding (only then may a response carry its
+    /// command id).
+    pub(crate) fn outstanding_aer(&self) -> Option<&TcpRequest> {
+        self.aer_outstanding.load(Ordering::Acquire).then_some(&self.async_req)
     }
 
     fn create(dev: &Device, opts: &CtrlOptions, addr: SockAddr, src: Option<SockAddr>) -> Result<CtrlHandle> {
@@ -239,8 +130,9 @@ impl TcpCtrl {
         let me: *mut TcpCtrl = b.as_mut_ptr();
         let mut queues = KVec::with_capacity(nr_queues, GFP_KERNEL)?;
         for qid in 0..nr_queues {
-            queues.push(Queue::new(me, qid as u16), GFP_KERNEL)?;
+            queues.push(KBox::pin_init(Queue::new(me, qid as u16), GFP_KERNEL)?, GFP_KERNEL)?;
         }
+        let admin_queue: *const Queue = &*queues[0];
         // All-zero is valid for the C structs, pointers, integers, bools and
         // atomics; the fields for which it is not are written right after.
         // SAFETY: `me` is the box's storage, initialised before `assume_init`.
@@ -249,12 +141,12 @@ impl TcpCtrl {
             core::ptr::write(&raw mut (*me).queues, queues);
             core::ptr::write(&raw mut (*me).addr, addr);
             core::ptr::write(&raw mut (*me).src_addr, src);
-            core::ptr::write(&raw mut (*me).async_req, UnsafeCell::new(TcpRequest::new(null_mut(), (*me).ctrl.get())));
+            core::ptr::write(&raw mut (*me).async_req, TcpRequest::new(admin_queue, (*me).ctrl.get(), Kind::Aer));
         }
         // SAFETY: every field is initialised (above).
         let mut b = unsafe { b.assume_init() };
         b.read_sock = crate::module_parameters::read_sock.value();
-        b.async_req.get_mut().bind_sqe();
+        b.async_req.bind_sqe();
         b.digests = Digests { header: opts.hdr_digest(), data: opts.data_digest() };
         let n = b.ctrl.get();
         // SAFETY: the controller is ours alone until nvme_init_ctrl().
@@ -276,12 +168,8 @@ impl TcpCtrl {
                 kernel::static_lock_class!().as_ptr().cast(),
             );
         }
-        let module = THIS_MODULE.load(Ordering::Relaxed);
-        // SAFETY: holding a module reference per controller (dropped in
-        // free_ctrl) keeps the ops alive while nvme-core may call them.
-        if !unsafe { kb::try_module_get(module) } {
-            return Err(ENODEV);
-        }
+        // Counted until free_ctrl: module exit waits for it.
+        LIVE_CTRLS.fetch_add(1, Ordering::AcqRel);
         let ctrl = KBox::into_raw(b);
         // SAFETY: `ctrl` is ours; nvme_init_ctrl takes the ops pointer that
         // lives as long as the module.
@@ -289,8 +177,7 @@ impl TcpCtrl {
         if let Err(e) = nvme_result(ret) {
             // SAFETY: nvme_init_ctrl failed, nothing else references `ctrl`.
             drop(unsafe { KBox::from_raw(ctrl) });
-            // SAFETY: the reference taken above.
-            unsafe { kb::module_put(module) };
+            LIVE_CTRLS.fetch_sub(1, Ordering::AcqRel);
             return Err(e);
         }
         // From here on nvme-core owns `ctrl`: errors go through
@@ -298,9 +185,6 @@ impl TcpCtrl {
         // SAFETY: `ctrl` is initialised and lives until free_ctrl.
         let c = unsafe { &*ctrl };
         let n = c.core();
-        // SAFETY: creation is the controller's first set-up path; nvme-core
-        // starts no other before the controller is CONNECTING and returned.
-        let p = unsafe { SetupPath::enter() };
         if let Err(e) = n.add() {
             // SAFETY: the creator's reference, on a controller nvme_add_ctrl()
             // did not add (it undid its own work); nothing uses `c` or `n`
@@ -312,7 +196,7 @@ impl TcpCtrl {
             if !n.change_state(nb::nvme_ctrl_state_NVME_CTRL_CONNECTING) {
                 return Err(EINTR);
             }
-            c.setup(&p, true)
+            c.setup(true)
         })();
         match r {
             Ok(()) => {
@@ -343,15 +227,13 @@ impl TcpCtrl {
     }
 
     /// Opens queue `qid`: socket, ICReq/ICResp (C: `nvme_tcp_alloc_queue`).
-    fn alloc_queue(&self, p: &SetupPath, qid: u16) -> Result {
+    fn alloc_queue(&self, qid: u16) -> Result {
         let n = self.core();
         let (sock, icresp) = connect_queue(n.device(), qid, self, n.opts())?;
         let ccsz = if qid == 0 { pdu::SQE_LEN as u32 + ADMIN_CCSZ } else { self.core().ioccsz() * 16 };
-        let _: &SetupPath = p;
-        // SAFETY: `p`: a set-up path, which allocates a queue only while
-        // it is stopped and quiesced (or before it ever started).
-        unsafe { self.queues[usize::from(qid)].alloc(sock, icresp, ccsz, self.read_sock) };
-        Ok(())
+        // A queue is freed before it is allocated again (every set-up path
+        // tears down first); `alloc` refuses one that is not.
+        self.queues[usize::from(qid)].alloc(sock, icresp, ccsz, self.read_sock)
     }
 
     /// Fabrics Connect on queue `qid` (C: `nvme_tcp_start_queue`).
@@ -379,28 +261,16 @@ impl TcpCtrl {
         self.queues[qid].stop();
     }
 
-    fn free_queue(&self, p: &SetupPath, qid: usize) {
-        let _: &SetupPath = p;
-        // SAFETY: `p`: a set-up path, which frees a queue only after
-        // stopping it.
-        unsafe { self.queues[qid].free() };
+    fn free_queue(&self, qid: usize) {
+        self.queues[qid].free();
     }
 
-    fn configure_admin_queue(&self, p: &SetupPath, new: bool) -> Result {
+    fn configure_admin_queue(&self, new: bool) -> Result {
         let n = self.core();
-        self.alloc_queue(p, 0)?;
+        self.alloc_queue(0)?;
         if new {
-            // SAFETY: the tag set lives in the controller; the ops are static.
-            let ret = unsafe {
-                nb::nvme_alloc_admin_tag_set(
-                    n.as_raw(),
-                    self.admin_tag_set.as_raw().cast(),
-                    TagSet::<AdminQueueOps>::ops(),
-                    TagSet::<AdminQueueOps>::cmd_size(),
-                )
-            };
-            if let Err(e) = nvme_result(ret) {
-                self.free_queue(p, 0);
+            if let Err(e) = nvme::alloc_admin_tag_set::<AdminQueueOps>(self, &self.admin_tag_set) {
+                self.free_queue(0);
                 return Err(e);
             }
         }
@@ -425,12 +295,12 @@ impl TcpCtrl {
             if new {
                 n.remove_admin_tag_set();
             }
-            self.free_queue(p, 0);
+            self.free_queue(0);
         }
         r
     }
 
-    fn alloc_io_queues(&self, p: &SetupPath) -> Result {
+    fn alloc_io_queues(&self) -> Result {
         let n = self.core();
         let nr = n.negotiate_queue_count(n.opts().nr_io_queues_total())?;
         if nr <= 0 {
@@ -444,9 +314,9 @@ impl TcpCtrl {
         n.opts().set_io_queues(nr, &mut counts);
         self.io_queues.set(counts);
         for qid in 1..=nr as u16 {
-            if let Err(e) = self.alloc_queue(p, qid) {
+            if let Err(e) = self.alloc_queue(qid) {
                 for q in 1..qid {
-                    self.free_queue(p, usize::from(q));
+                    self.free_queue(usize::from(q));
                 }
                 return Err(e);
             }
@@ -479,29 +349,19 @@ impl TcpCtrl {
         }
     }
 
-    fn free_io_queues(&self, p: &SetupPath) {
+    fn free_io_queues(&self) {
         for q in 1..self.core().queue_count() as usize {
-            self.free_queue(p, q);
+            self.free_queue(q);
         }
     }
 
-    fn configure_io_queues(&self, p: &SetupPath, new: bool) -> Result {
+    fn configure_io_queues(&self, new: bool) -> Result {
         let n = self.core();
-        self.alloc_io_queues(p)?;
+        self.alloc_io_queues()?;
         let nr_maps = if n.opts().nr_poll_queues() > 0 { kb::hctx_type_HCTX_MAX_TYPES } else { 2 };
         if new {
-            // SAFETY: the tag set lives in the controller; the ops are static.
-            let ret = unsafe {
-                nb::nvme_alloc_io_tag_set(
-                    n.as_raw(),
-                    self.tag_set.as_raw().cast(),
-                    TagSet::<IoQueueOps>::ops(),
-                    nr_maps,
-                    TagSet::<IoQueueOps>::cmd_size(),
-                )
-            };
-            if let Err(e) = nvme_result(ret) {
-                self.free_io_queues(p);
+            if let Err(e) = nvme::alloc_io_tag_set::<IoQueueOps>(self, &self.tag_set, nr_maps) {
+                self.free_io_queues();
                 return Err(e);
             }
         }
@@ -528,15 +388,15 @@ impl TcpCtrl {
             if new {
                 n.remove_io_tag_set();
             }
-            self.free_io_queues(p);
+            self.free_io_queues();
         }
         r
     }
 
     /// C: `nvme_tcp_setup_ctrl`.
-    fn setup(&self, p: &SetupPath, new: bool) -> Result {
+    fn setup(&self, new: bool) -> Result {
         let n = self.core();
-        self.configure_admin_queue(p, new)?;
+        self.configure_admin_queue(new)?;
         let r = (|| -> Result {
             if n.icdoff() != 0 {
                 dev_err!(self.device(), "icdoff is not supported!\n");
@@ -551,11 +411,11 @@ impl TcpCtrl {
                 n.set_sqsize(n.maxcmd().saturating_sub(1));
             }
             if self.core().queue_count() > 1 {
-                self.configure_io_queues(p, new)?;
+                self.configure_io_queues(new)?;
             }
             if !n.change_state(nb::nvme_ctrl_state_NVME_CTRL_LIVE) {
                 if self.core().queue_count() > 1 {
-                    self.teardown_io_queues(p, new);
+                    self.teardown_io_queues(new);
                 }
                 return Err(EINVAL);
             }
@@ -564,12 +424,12 @@ impl TcpCtrl {
         })();
         if r.is_err() {
             n.stop_keep_alive();
-            self.teardown_admin_queue(p, new);
+            self.teardown_admin_queue(new);
         }
         r
     }
 
-    fn teardown_io_queues(&self, p: &SetupPath, remove: bool) {
+    fn teardown_io_queues(&self, remove: bool) {
         if self.core().queue_count() <= 1 || !self.core().has_io_tagset() {
             return;
         }
@@ -581,13 +441,13 @@ impl TcpCtrl {
         if remove {
             n.unquiesce_io_queues();
         }
-        self.free_io_queues(p);
+        self.free_io_queues();
         if remove {
             n.remove_io_tag_set();
         }
     }
 
-    fn teardown_admin_queue(&self, p: &SetupPath, remove: bool) {
+    fn teardown_admin_queue(&self, remove: bool) {
         if !self.core().has_admin_queue() {
             return;
         }
@@ -603,7 +463,7 @@ impl TcpCtrl {
         if remove {
             n.unquiesce_admin_queue();
         }
-        self.free_queue(p, 0);
+        self.free_queue(0);
         if remove {
             n.remove_admin_tag_set();
         }
@@ -612,14 +472,14 @@ impl TcpCtrl {
     }
 
     /// C: `nvme_tcp_teardown_ctrl`.
-    fn teardown(&self, p: &SetupPath, shutdown: bool) {
+    fn teardown(&self, shutdown: bool) {
         let n = self.core();
-        self.teardown_io_queues(p, shutdown);
+        self.teardown_io_queues(shutdown);
         if self.core().has_admin_queue() {
             n.quiesce_admin_queue();
             n.disable(shutdown);
         }
-        self.teardown_admin_queue(p, shutdown);
+        self.teardown_admin_queue(shutdown);
     }
 
     /// Starts error recovery (any context): the controller goes to
@@ -705,42 +565,48 @@ unsafe impl CtrlOperations for TcpCtrl {
             unsafe { c.core().opts().free() };
         }
         drop(c);
-        // SAFETY: the reference taken in `create`.
-        unsafe { kb::module_put(THIS_MODULE.load(Ordering::Relaxed)) };
+        // Last: module exit may go on once this reaches zero.
+        LIVE_CTRLS.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// One AER at a time (nvme-core's async event work).
     fn submit_async_event(c: &Self) {
         let q = &c.queues[0];
-        let digests = q.conf().digests;
+        let req = &c.async_req;
         // SAFETY: nvme-core submits one AER at a time, after the previous
-        // one completed, so neither side still uses it for the previous one
-        // (as the C driver reuses `ctrl->async_req`).
-        let req = unsafe { &mut *c.async_req.get() };
-        req.cmd.0 = [0; pdu::CMD_PDU_LEN + pdu::DIGEST_LEN];
-        let Some(sqe) = req.sqe() else { return };
+        // one completed; a completion is delivered only once the send side
+        // let go of the AER (its slot holds an early one), and a teardown
+        // resets the send side: nobody uses it now (as the C driver reuses
+        // `ctrl->async_req`).
+        let f = unsafe { req.fresh() };
+        f.submit.cmd.0 = [0; pdu::CMD_PDU_LEN + pdu::DIGEST_LEN];
+        f.submit.inline_len = 0;
+        f.submit.data_len = 0;
+        f.submit.write = false;
+        let Some(sqe) = f.submit.sqe() else { return };
         sqe[0] = nb::nvme_admin_opcode_nvme_admin_async_event as u8;
         sqe[2..4].copy_from_slice(&(nb::NVME_AQ_BLK_MQ_DEPTH as u16).to_le_bytes());
         pdu::set_sgl(sqe, DataPlacement::None);
-        req.seal_cmd(digests, 0);
-        req.queue = q;
-        req.inline_len = 0;
-        req.data_len = 0;
-        req.write = false;
-        req.r2t_left = 0;
-        req.data.clear();
-        req.send = SendState::Cmd { off: 0 };
-        req.r2t_slot.store(Slot::Sending as u8, Ordering::Relaxed);
+        f.submit.seal_cmd(q.digests());
+        f.send.r2t_left = 0;
+        f.send.data_sent = 0;
+        f.send.data.clear();
+        f.send.state = SendState::Cmd { off: 0 };
+        f.recv.data.clear();
+        f.recv.data_recvd = 0;
+        f.recv.status = 0;
+        req.reset_slot();
         c.aer_outstanding.store(true, Ordering::Release);
         q.queue_request(req, true);
     }
 
     fn delete_ctrl(c: &Self) {
         c.err_work.flush();
-        // SAFETY: nvme-core's delete work, with the controller DELETING:
-        // error recovery was flushed above and no reset or reconnect starts.
-        let p = unsafe { SetupPath::enter() };
-        c.teardown(&p, true);
+        c.teardown(true);
+    }
+
+    fn source_address(c: &Self) -> Option<kb::__kernel_sockaddr_storage> {
+        c.queues.first()?.local_addr()
     }
 
     fn stop_ctrl(c: &Self) {
@@ -749,8 +615,8 @@ unsafe impl CtrlOperations for TcpCtrl {
     }
 }
 
-/// Hands an AER completion to nvme-core; false when no AER is outstanding
-/// (the command id is then unknown).
+/// Hands the AER's completion to nvme-core, once: false when no AER is
+/// outstanding.
 pub(crate) fn complete_async_event(c: &TcpCtrl, status: u16, result: u64) -> bool {
     if !c.aer_outstanding.swap(false, Ordering::AcqRel) {
         return false;
@@ -768,18 +634,15 @@ unsafe extern "C" fn err_work_fn(w: *mut kb::work_struct) {
     let off = core::mem::offset_of!(TcpCtrl, err_work);
     // SAFETY: `w` is the `err_work` of a live controller.
     let c = unsafe { &*w.cast::<u8>().sub(off).cast::<TcpCtrl>() };
-    // SAFETY: error recovery runs only after the move to RESETTING, which
-    // nvme-core refuses while another reset, reconnect or delete runs.
-    let p = unsafe { SetupPath::enter() };
     let n = c.core();
     n.stop_keep_alive();
     n.flush_async_event_work();
-    c.teardown_io_queues(&p, false);
+    c.teardown_io_queues(false);
     if n.has_io_tagset() {
         // Fail pending requests fast.
         n.unquiesce_io_queues();
     }
-    c.teardown_admin_queue(&p, false);
+    c.teardown_admin_queue(false);
     n.unquiesce_admin_queue();
     n.auth_stop();
     if !n.change_state(nb::nvme_ctrl_state_NVME_CTRL_CONNECTING) {
@@ -798,14 +661,10 @@ unsafe extern "C" fn connect_work_fn(w: *mut kb::work_struct) {
     let off = core::mem::offset_of!(TcpCtrl, connect_work) + DelayedWork::WORK_OFFSET;
     // SAFETY: `w` is the work of `connect_work` of a live controller.
     let c = unsafe { &*w.cast::<u8>().sub(off).cast::<TcpCtrl>() };
-    // SAFETY: queued only by a set-up path that left the controller
-    // CONNECTING, and cancelled before delete (stop_ctrl): nothing else
-    // sets the controller up meanwhile.
-    let p = unsafe { SetupPath::enter() };
     let n = c.core();
     n.set_nr_reconnects(n.nr_reconnects() + 1);
     let max = c.core().opts().max_reconnects();
-    match c.setup(&p, false) {
+    match c.setup(false) {
         Ok(()) => {
             dev_info!(c.device(), "Successfully reconnected (attempt {}/{})\n", n.nr_reconnects(), max);
             n.set_nr_reconnects(0);
@@ -827,16 +686,13 @@ unsafe extern "C" fn reset_work_fn(w: *mut kb::work_struct) {
     let off = core::mem::offset_of!(TcpCtrl, ctrl) + core::mem::offset_of!(nb::nvme_ctrl, reset_work);
     // SAFETY: `w` is the `reset_work` of one of our live controllers.
     let c = unsafe { &*w.cast::<u8>().sub(off).cast::<TcpCtrl>() };
-    // SAFETY: nvme-core queues reset work only after the move to
-    // RESETTING, which it refuses while another set-up path runs.
-    let p = unsafe { SetupPath::enter() };
     let n = c.core();
     n.stop();
-    c.teardown(&p, false);
+    c.teardown(false);
     if !n.change_state(nb::nvme_ctrl_state_NVME_CTRL_CONNECTING) {
         return;
     }
-    match c.setup(&p, false) {
+    match c.setup(false) {
         Ok(()) => dev_info!(c.device(), "Successfully reconnected\n"),
         Err(e) => {
             n.set_nr_reconnects(n.nr_reconnects() + 1);
@@ -857,133 +713,5 @@ fn map_type_of(io_queues: &[u32; kb::hctx_type_HCTX_MAX_TYPES as usize], hctx_id
         kb::hctx_type_HCTX_TYPE_READ
     } else {
         kb::hctx_type_HCTX_TYPE_POLL
-    }
-}
-
-// ---- blk-mq operations -----------------------------------------------------
-
-/// The blk-mq operations of the admin queue (`IO = false`: tag set of one
-/// hardware queue, queue 0) or of the I/O queues (`IO = true`: hardware
-/// queue `i` is queue `i + 1`, with read and poll maps).
-pub(crate) struct QueueOps<const IO: bool>;
-/// The admin queue's blk-mq operations.
-pub(crate) type AdminQueueOps = QueueOps<false>;
-/// The I/O queues' blk-mq operations.
-pub(crate) type IoQueueOps = QueueOps<true>;
-
-impl<const IO: bool> QueueOps<IO> {
-    /// The queue behind hardware queue `hctx_idx` of this tag set.
-    fn queue_of(c: &TcpCtrl, hctx_idx: u32) -> Result<&Queue> {
-        let qid = if IO { hctx_idx as usize + 1 } else { 0 };
-        c.queues.get(qid).ok_or(EINVAL)
-    }
-}
-
-/// Queues a request (C: `nvme_tcp_queue_rq`): builds its command capsule
-/// and hands it to io_work.
-fn queue_rq(q: &Queue, hctx: &HwCtx, rq: Request, req: &mut TcpRequest, last: bool) -> kb::blk_status_t {
-    let live = q.live.load(Ordering::Acquire);
-    let c = q.ctrl();
-    if !c.core().check_ready(rq, live) {
-        return c.core().fail_nonready_command(rq);
-    }
-    if let Err(st) = hctx.setup_cmd(rq) {
-        return st;
-    }
-    let digests = q.conf().digests;
-    let (len, write) = (rq.payload_bytes(), rq.is_write());
-    let icdoff = u32::from(c.core().icdoff());
-    req.data_len = len;
-    req.write = write;
-    req.data_sent = 0;
-    req.data_recvd = 0;
-    req.status = 0;
-    req.r2t_left = 0;
-    req.h2c_left = 0;
-    req.send = SendState::Cmd { off: 0 };
-    req.r2t_slot.store(Slot::Sending as u8, Ordering::Relaxed);
-    // SAFETY: the request is started below and stays in flight until it
-    // completes; the next queue_rq of this PDU starts the data over.
-    unsafe { req.data.start(rq.as_raw(), write, len) };
-    let inline_max = q.conf().cmnd_capsule_len.saturating_sub(pdu::SQE_LEN as u32);
-    req.inline_len = if write && len > 0 && len <= inline_max { len } else { 0 };
-    let place = if len == 0 {
-        DataPlacement::None
-    } else if req.inline_len > 0 {
-        DataPlacement::InCapsule { len, icdoff }
-    } else {
-        DataPlacement::Transport { len }
-    };
-    let Some(sqe) = req.sqe() else {
-        rq.cleanup_cmd();
-        return BLK_STS_IOERR;
-    };
-    pdu::set_sgl(sqe, place);
-    let inline_len = req.inline_len;
-    req.seal_cmd(digests, inline_len);
-    rq.start();
-    q.queue_request(req, last);
-    kb::BLK_STS_OK as kb::blk_status_t
-}
-
-/// A request timed out (C: `nvme_tcp_timeout`).
-fn timeout(req: &mut TcpRequest, rq: Request) -> kb::blk_eh_timer_return {
-    // SAFETY: `queue` was set in init_request to the queue of this
-    // request, which outlives it.
-    let q = unsafe { &*req.queue };
-    let c = q.ctrl();
-    let opcode = req.cmd.0[pdu::HDR_LEN];
-    dev_warn!(c.device(), "queue {}: request timeout, opcode {:#x}, state {}\n", q.qid, opcode, c.core().state());
-    if c.core().state() != nb::nvme_ctrl_state_NVME_CTRL_LIVE {
-        // Not live (connecting, deleting): fail the request now so set-up
-        // or teardown can go on.
-        q.stop();
-        rq.complete_timed_out();
-        return kb::blk_eh_timer_return_BLK_EH_DONE;
-    }
-    c.error_recovery();
-    kb::blk_eh_timer_return_BLK_EH_RESET_TIMER
-}
-
-// SAFETY: nvme-core sets both tag sets' `driver_data` to the controller's
-// `nvme_ctrl`, the first field of the `repr(C)` `TcpCtrl`, which outlives
-// them (removed in teardown before free_ctrl).
-unsafe impl<const IO: bool> MqOperations for QueueOps<IO> {
-    type Owner = TcpCtrl;
-    type HwQueue = Queue;
-    type RequestData = TcpRequest;
-    const POLL: bool = IO;
-    const MAP_QUEUES: bool = IO;
-
-    fn init_request(c: &TcpCtrl, hctx_idx: u32) -> Result<TcpRequest> {
-        let q: *const Queue = Self::queue_of(c, hctx_idx)?;
-        Ok(TcpRequest::new(q, c.ctrl.get()))
-    }
-    fn request_placed(req: &mut TcpRequest) {
-        req.bind_sqe();
-    }
-    fn init_hctx(c: &TcpCtrl, hctx_idx: u32) -> Result<&Queue> {
-        Self::queue_of(c, hctx_idx)
-    }
-    fn queue_rq(q: &Queue, hctx: &HwCtx, rq: Request, req: &mut TcpRequest, last: bool) -> kb::blk_status_t {
-        queue_rq(q, hctx, rq, req, last)
-    }
-    fn commit_rqs(q: &Queue) {
-        q.commit();
-    }
-    fn poll(q: &Queue) -> c_int {
-        q.poll()
-    }
-    fn complete(rq: Request, req: &mut TcpRequest) {
-        // Whoever completed it (a response, a cancel, a timeout), its pages
-        // go back to their owner: no data phase may point at them.
-        req.data.clear();
-        blk_mq::nvme_complete_rq(rq);
-    }
-    fn timeout(rq: Request, req: &mut TcpRequest) -> kb::blk_eh_timer_return {
-        timeout(req, rq)
-    }
-    fn map_queues(c: &TcpCtrl, set: SetBeingMapped) {
-        set.nvmf_map(c.core(), &c.io_queues.get());
     }
 }

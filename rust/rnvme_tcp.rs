@@ -7,6 +7,7 @@
 
 mod ctrl;
 mod queue;
+mod request;
 mod stats;
 mod tls;
 #[allow(unreachable_pub, dead_code)]
@@ -34,15 +35,15 @@ module! {
     },
 }
 
-// Fields drop in order: the transport goes first (no controller is left
-// to show in debugfs or to queue work), then debugfs, the controller list's
-// storage and the workqueue.
+// Fields drop in order: the transport goes first (no new controller),
+// then the controllers (deleted, and waited for until freed, as C's module
+// exit), debugfs, and the workqueue (nothing is left to queue work).
 #[pin_data]
 struct RnvmeTcpModule {
     #[pin]
     transport: sys::fabrics::Registration<ctrl::TcpTransport>,
-    _debugfs: stats::Debugfs,
     _ctrls: ctrl::CtrlList,
+    _debugfs: stats::Debugfs,
     _wq: sys::workqueue::Workqueue,
 }
 

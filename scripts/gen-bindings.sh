@@ -38,6 +38,7 @@ cd "$objtree"
 	--allowlist-function 'nvme_.*' \
 	--allowlist-function 'nvmf_.*' \
 	--allowlist-var 'NVME_.*' \
+	--allowlist-var 'nvme_delete_wq' \
 	--allowlist-var 'NVMF_OPT_.*' \
 	--allowlist-var 'NVME_TCP_.*' \
 	--allowlist-type 'tls_handshake_args' \

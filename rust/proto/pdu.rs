@@ -319,6 +319,9 @@ pub enum ProtoError {
     UnexpectedR2T(u16),
     /// R2T while the command's previous R2T is still being served.
     DuplicateR2T(u16),
+    /// A second completion (Response, or C2HData with SUCCESS) for a
+    /// command whose first one is held until the send side is done.
+    DuplicateResponse(u16),
 }
 
 impl ProtoError {
@@ -369,6 +372,7 @@ impl fmt::Display for ProtoError {
             ),
             Self::UnexpectedR2T(cid) => write!(f, "request {cid:#x}: r2t but no data is due"),
             Self::DuplicateR2T(cid) => write!(f, "request {cid:#x}: r2t while the previous one is outstanding"),
+            Self::DuplicateResponse(cid) => write!(f, "request {cid:#x}: second response while the first is held"),
         }
     }
 }

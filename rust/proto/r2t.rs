@@ -17,6 +17,20 @@
 //!     \-------------- R2T (send side still busy) ---/  then SendDone{more}
 //!                                                       takes it at once
 //! ```
+//!
+//! The same slot decides who completes the command. A completion (a
+//! Response, or C2HData with SUCCESS) that arrives while the send side
+//! still owns the request (`Sending`, or `Received`: queued for the send
+//! side to take) must not end it under the send side's feet: the request's
+//! pages would go back to their owner, and its tag to a new command, while
+//! the send side still sends from them and holds it on its FIFO. It is
+//! held (`Responded`) and the send side completes it when it lets go. In
+//! `Waiting` or `Done` nobody sends: the receive side completes at once.
+//!
+//! ```text
+//!  Sending | Received --Response--> Responded --SendDone|Take--> Done (send side completes)
+//!  Waiting | Done     --Response--> Done (receive side completes)
+//! ```
 
 use crate::proto::pdu::ProtoError;
 
@@ -34,6 +48,9 @@ pub enum Slot {
     /// An R2T arrived and was recorded in the request; the send side takes
     /// it from here.
     Received = 3,
+    /// A completion arrived while the send side owned the request; it was
+    /// recorded, and the send side completes the request when it is done.
+    Responded = 4,
 }
 
 impl Slot {
@@ -43,6 +60,7 @@ impl Slot {
             0 => Self::Sending,
             1 => Self::Waiting,
             3 => Self::Received,
+            4 => Self::Responded,
             _ => Self::Done,
         }
     }
@@ -58,6 +76,9 @@ pub enum SlotEvent {
     SendDone { more_due: bool },
     /// The send side took a request that the receive side queued for it.
     Taken,
+    /// The receive side got the command's completion (a Response, or
+    /// C2HData with SUCCESS), already checked and turned into a status.
+    ResponseArrived,
 }
 
 /// What the side that made the transition does next.
@@ -69,6 +90,11 @@ pub enum SlotAction {
     QueueForSend,
     /// Send side: build the H2CData PDUs of the recorded R2T now.
     SendH2C,
+    /// Complete the command now (with the completion just received, or,
+    /// on the send side, the one recorded while it was sending).
+    Complete,
+    /// Receive side: record the completion; the send side completes it.
+    Hold,
 }
 
 /// The next slot and the action for `event` in `slot`, or why the event is
@@ -87,6 +113,11 @@ pub fn transition(slot: Slot, event: SlotEvent, command_id: u16) -> Result<(Slot
         (Received, SendDone { more_due: false }) => Err(ProtoError::UnexpectedR2T(command_id)),
         (Received, Taken) => Ok((Sending, SlotAction::SendH2C)),
         (Sending, Taken) => Ok((Sending, SlotAction::None)),
+        (Sending | Received, ResponseArrived) => Ok((Responded, SlotAction::Hold)),
+        (Waiting | Done, ResponseArrived) => Ok((Done, SlotAction::Complete)),
+        (Responded, ResponseArrived) => Err(ProtoError::DuplicateResponse(command_id)),
+        (Responded, R2TArrived) => Err(ProtoError::UnexpectedR2T(command_id)),
+        (Responded, SendDone { .. } | Taken) => Ok((Done, SlotAction::Complete)),
         // Only the send side finishes or takes a request, and only one it
         // owns: anything else is a driver bug, refused the same way.
         (Waiting | Done, SendDone { .. } | Taken) => Err(ProtoError::UnexpectedR2T(command_id)),

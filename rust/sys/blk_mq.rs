@@ -1,94 +1,137 @@
 // SPDX-License-Identifier: GPL-2.0
-//! blk-mq callbacks (cf. the kernel's `rust/kernel/block/mq/operations.rs`).
+//! blk-mq callbacks (cf. the kernel's `rust/kernel/block/mq/operations.rs`
+//! and `request.rs`). Pure blk-mq: what nvme-core adds to a request
+//! (command ids, `nvme_setup_cmd()`, ending with an NVMe status) is in
+//! [`super::nvme`].
 //!
-//! The driver implements [`MqOperations`] with typed arguments; the
-//! `unsafe extern "C"` functions blk-mq calls live here, in [`MqVTable`],
-//! and turn its raw pointers into typed references once.
+//! The driver implements the safe trait [`MqOperations`] with typed
+//! arguments; the `unsafe extern "C"` functions blk-mq calls live here, in
+//! [`MqVTable`], and turn its raw pointers into typed, shared references
+//! once. Driver data is only ever lent as `&T::RequestData`: the contexts
+//! that touch a request at once (queue_rq, io_work, a poller, the timeout
+//! handler) each keep their own fields in their own cells.
 
 use super::bindings as nb;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU8, Ordering};
 use kernel::{bindings as kb, prelude::*, types::Opaque};
 
-/// A request of one of our tag sets.
+/// The PDU blk-mq reserves behind each request (`cmd_size` bytes): the
+/// driver's data first, so that nvme-core's `nvme_req(rq)` (the PDU's
+/// start) is the driver data's first field, then the word that makes
+/// ending a request one-shot.
+#[repr(C)]
+pub(crate) struct Pdu<D> {
+    data: D,
+    /// [`Life`] as `u8`.
+    life: AtomicU8,
+}
+
+/// Where a request is in its life, as the driver sees it.
+///
+/// `Idle → Armed` when the driver starts it ([`Request::arm`], in
+/// queue_rq), `Armed → Ended` for the one context that ends it
+/// ([`Request::try_set_end`]), `→ Idle` when blk-mq completes it
+/// (`complete`, whoever completed it: the driver, a cancel, a timeout).
+/// Only an `Armed` request is handed out by a command-id lookup.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Life {
+    Idle = 0,
+    Armed = 1,
+    Ended = 2,
+}
+
+/// A request of a tag set whose requests carry `D`, lent to the driver by blk-mq (a
+/// callback's argument) or found in flight ([`Tags::in_flight`]).
+///
+/// Not `Copy` or `Clone`: ending the request consumes the handle
+/// ([`super::nvme`]'s `end`), and of all handles to one start of a request
+/// only the first end wins ([`Self::try_set_end`]), as the kernel's
+/// `Request::try_set_end`.
 ///
 /// # Invariants
 ///
-/// `0` is a request of a tag set whose ops are an [`MqVTable`], valid for
-/// as long as the value is used: blk-mq hands it to a callback, or it is
-/// in flight (between `start` and its completion).
-#[derive(Clone, Copy)]
-pub(crate) struct Request(NonNull<kb::request>);
+/// `rq` is a request of a tag set whose ops are an `MqVTable<T>` with
+/// `T::RequestData = D`, whose PDU holds the `Pdu<D>` init_request wrote; the tag set (and
+/// with it the request) outlives the handle: tag sets are removed only
+/// after their queues are stopped and every request was cancelled.
+pub(crate) struct Request<D> {
+    rq: NonNull<kb::request>,
+    _data: PhantomData<D>,
+}
 
-impl Request {
+impl<D> Request<D> {
     /// # Safety
     ///
-    /// `rq` is a valid request of one of our tag sets while the value is used.
-    unsafe fn from_raw(rq: *mut kb::request) -> Option<Self> {
-        NonNull::new(rq).map(Self)
+    /// `rq` is a request of a tag set whose requests carry `D` whose
+    /// init_request succeeded, valid while the value lives.
+    unsafe fn from_raw(rq: NonNull<kb::request>) -> Self {
+        // INVARIANT: by the caller's guarantee.
+        Self { rq, _data: PhantomData }
     }
 
-    /// The request whose PDU (driver data) is `pdu`.
-    ///
-    /// # Safety
-    ///
-    /// `pdu` is the driver data of a request of one of our tag sets, valid
-    /// while the value is used.
-    pub(crate) unsafe fn from_pdu<D>(pdu: *mut D) -> Self {
-        // SAFETY: blk-mq places the PDU right behind its request; the
-        // caller guarantees `pdu` is one.
-        Self(unsafe { NonNull::new_unchecked(kb::blk_mq_rq_from_pdu(pdu.cast())) })
+    fn pdu(&self) -> &Pdu<D> {
+        // SAFETY: the PDU holds a `Pdu<D>` (invariant), only
+        // ever lent shared.
+        unsafe { &*kb::blk_mq_rq_to_pdu(self.rq.as_ptr()).cast::<Pdu<D>>() }
     }
 
-    /// `nvme_cid()`: the command id nvme-core gave this request.
-    pub(crate) fn cid(self) -> u16 {
-        // SAFETY: a valid request (invariant).
-        unsafe { nb::rnvme_nvme_cid(self.0.as_ptr().cast()) }
+    /// The driver data, shared: every context that uses a request at once
+    /// keeps what it changes in a cell of its own.
+    pub(crate) fn data(&self) -> &D {
+        &self.pdu().data
+    }
+
+    /// The raw request, for the nvme-core calls in [`super::nvme`] and for
+    /// [`super::iov::RqData::start`].
+    pub(crate) fn as_raw(&self) -> *mut kb::request {
+        self.rq.as_ptr()
     }
 
     /// Payload bytes (0 without data segments).
-    pub(crate) fn payload_bytes(self) -> u32 {
+    pub(crate) fn payload_bytes(&self) -> u32 {
         // SAFETY: a valid request (invariant).
-        unsafe { nb::rnvme_rq_payload_bytes(self.0.as_ptr().cast()) }
+        unsafe { nb::rnvme_rq_payload_bytes(self.rq.as_ptr().cast()) }
     }
 
     /// Data flows host to controller.
-    pub(crate) fn is_write(self) -> bool {
+    pub(crate) fn is_write(&self) -> bool {
         // SAFETY: a valid request (invariant).
-        unsafe { nb::rnvme_rq_is_write(self.0.as_ptr().cast()) }
+        unsafe { nb::rnvme_rq_is_write(self.rq.as_ptr().cast()) }
     }
 
-    /// The raw request, for [`super::iov::RqData::start`].
-    pub(crate) fn as_raw(self) -> *mut kb::request {
-        self.0.as_ptr()
+    /// Marks the request started by the driver: lookups may find it and
+    /// one context may end it. Everything written to the driver data
+    /// before this is seen by whoever finds it (release).
+    pub(super) fn arm(&self) {
+        self.pdu().life.store(Life::Armed as u8, Ordering::Release);
     }
 
-    /// `nvme_start_request()`.
-    pub(crate) fn start(self) {
-        // SAFETY: a valid request being queued (invariant).
-        unsafe { nb::rnvme_start_request(self.0.as_ptr().cast()) };
+    /// Claims the end of this start of the request: true for exactly one
+    /// caller between [`Self::arm`] and blk-mq's completion.
+    pub(super) fn try_set_end(&self) -> bool {
+        self.pdu()
+            .life
+            .compare_exchange(Life::Armed as u8, Life::Ended as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 
-    /// Completes the request with the controller's `status` and `result`
-    /// (C: `nvme_tcp_end_request`). Callers complete each request once:
-    /// from then on it is not in flight, so a second response for its
-    /// command id finds nothing ([`Tags::find`] fails).
-    pub(crate) fn end(self, status: u16, result: u64) {
-        // SAFETY: an in-flight request (invariant).
-        unsafe { nb::rnvme_end_request(self.0.as_ptr().cast(), status, result) };
-    }
-
-    /// `nvme_cleanup_cmd()`: undoes [`HwCtx::setup_cmd`] for a request
-    /// that is not started after all (completion does it otherwise).
-    pub(crate) fn cleanup_cmd(self) {
-        // SAFETY: a valid request (invariant) whose command was set up.
-        unsafe { nb::nvme_cleanup_cmd(self.0.as_ptr().cast()) };
-    }
-
-    /// `nvmf_complete_timed_out_request()`.
-    pub(crate) fn complete_timed_out(self) {
-        // SAFETY: an in-flight request, from its timeout handler.
-        unsafe { nb::rnvme_complete_timed_out_request(self.0.as_ptr().cast()) };
+    /// The request whose driver data is `data`.
+    ///
+    /// # Safety
+    ///
+    /// `data` is the driver data of a request of a tag set whose requests
+    /// carry `D` (the `data()` of a handle to it), and the request is armed
+    /// (not yet ended) while the value is used.
+    pub(crate) unsafe fn from_data(data: NonNull<D>) -> Self {
+        // `Pdu` is `repr(C)` with the data first: the data's address is
+        // the PDU's, which blk-mq places right behind its request.
+        // SAFETY: by the caller's guarantee the PDU belongs to such a request.
+        let rq = unsafe { kb::blk_mq_rq_from_pdu(data.as_ptr().cast()) };
+        // SAFETY: `rq` is that request; never null (the PDU follows it).
+        unsafe { Self::from_raw(NonNull::new_unchecked(rq)) }
     }
 }
 
@@ -101,18 +144,11 @@ impl Request {
 pub(crate) struct HwCtx(NonNull<kb::blk_mq_hw_ctx>);
 
 impl HwCtx {
-    /// `nvme_setup_cmd()` for `rq` with the namespace of this context's
-    /// queue: fills in the SQE at `nvme_req(rq)->cmd`. `Err` is nvme-core's
-    /// status, for `queue_rq` to return as it is (C: `nvme_tcp_queue_rq`).
-    pub(crate) fn setup_cmd(&self, rq: Request) -> Result<(), kb::blk_status_t> {
-        // SAFETY: a started context (invariant), whose request queue is
-        // set; nvme-core keeps the namespace (NULL for the admin queue) in
-        // its `queuedata`, and nvme_setup_cmd() takes both.
-        let st = unsafe {
-            let ns = (*(*self.0.as_ptr()).queue).queuedata;
-            nb::nvme_setup_cmd(ns.cast(), rq.0.as_ptr().cast())
-        };
-        if st == kb::BLK_STS_OK as kb::blk_status_t { Ok(()) } else { Err(st) }
+    /// The request queue's `queuedata` (nvme-core keeps the namespace
+    /// there, NULL for the admin queue).
+    pub(super) fn queuedata(&self) -> *mut c_void {
+        // SAFETY: a started context (invariant), whose request queue is set.
+        unsafe { (*(*self.0.as_ptr()).queue).queuedata }
     }
 }
 
@@ -125,46 +161,46 @@ impl HwCtx {
 pub(crate) struct Tags<'a, T: MqOperations>(NonNull<kb::blk_mq_tags>, PhantomData<&'a TagSet<T>>);
 
 impl<'a, T: MqOperations> Tags<'a, T> {
-    /// The in-flight request and its driver data a command id names.
+    /// The raw tags, for nvme-core's `nvme_find_rq()`.
+    pub(super) fn as_raw(&self) -> *mut kb::blk_mq_tags {
+        self.0.as_ptr()
+    }
+
+    /// A handle to `rq`, one of these tags' requests, if blk-mq has it in
+    /// flight (`MQ_RQ_IN_FLIGHT`: started, not completed) and the driver
+    /// armed it and has not ended it.
     ///
-    /// `nvme_find_rq()` checks the tag range and the generation, but
-    /// nvme-core bumps a tag's generation when its command completes
-    /// (`nvme_try_complete_req()`), so the id the tag's next command will
-    /// carry already names the (completing or free) request. Only a
-    /// request blk-mq has in flight (`MQ_RQ_IN_FLIGHT`: started, not yet
-    /// completed) is handed out.
-    pub(crate) fn find(self, cid: u16) -> Result<(Request, &'a mut T::RequestData), Lookup> {
-        // SAFETY: valid tags (invariant).
-        let rq = unsafe { nb::rnvme_nvme_find_rq(self.0.as_ptr().cast(), cid) };
-        if rq.is_null() {
-            return Err(Lookup::Unknown);
-        }
-        let rq: *mut kb::request = rq.cast();
+    /// # Safety
+    ///
+    /// `rq` is a request of these tags (blk-mq allocates them with the tag
+    /// set and keeps them until it goes).
+    pub(super) unsafe fn in_flight(&self, rq: NonNull<kb::request>) -> Result<Request<T::RequestData>, Lookup> {
         // `blk_mq_rq_state()`: READ_ONCE(rq->state).
-        // SAFETY: `rq` is a request of these tags (found above); blk-mq
-        // allocates them with the tag set and keeps them until it goes.
-        let state = unsafe { core::ptr::read_volatile(&raw const (*rq).state) };
+        // SAFETY: a request of these tags (caller).
+        let state = unsafe { core::ptr::read_volatile(&raw const (*rq.as_ptr()).state) };
         if state != kb::mq_rq_state_MQ_RQ_IN_FLIGHT {
             return Err(Lookup::NotInFlight);
         }
-        // SAFETY: a request of these tags, in flight (checked above).
-        let rq = unsafe { Request::from_raw(rq) }.ok_or(Lookup::Unknown)?;
-        // The `&mut` is the in-flight request's (blk-mq memory, not the set's).
-        // SAFETY: every request of a tag set using `T` carries the
-        // `T::RequestData` init_request wrote into its PDU.
-        let data = unsafe { &mut *kb::blk_mq_rq_to_pdu(rq.as_raw()).cast::<T::RequestData>() };
-        Ok((rq, data))
+        // SAFETY: a request of a set using `MqVTable<T>` (caller, and the
+        // invariant), whose init_request succeeded (blk-mq allocates no
+        // request whose init failed).
+        let r = unsafe { Request::from_raw(rq) };
+        // Acquire: what the driver wrote before arming it is visible.
+        if r.pdu().life.load(Ordering::Acquire) != Life::Armed as u8 {
+            return Err(Lookup::NotInFlight);
+        }
+        Ok(r)
     }
 }
 
-/// Why a command id names no request ([`Tags::find`]).
+/// Why a command id names no request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Lookup {
     /// No request of the tag set has this tag and generation.
     Unknown,
     /// The request exists but is not in flight: its command completed (or
-    /// was never started), and a second completion or data for it would
-    /// reach memory handed back to its owner.
+    /// was never started, or is being ended), and a second completion or
+    /// data for it would reach memory handed back to its owner.
     NotInFlight,
 }
 
@@ -173,15 +209,15 @@ pub(crate) enum Lookup {
 /// # Invariants
 ///
 /// All-zero (no tag set yet: the state nvme-core allocates it from, as
-/// the owner is zero-filled) or allocated by nvme-core with
-/// `MqVTable<T>`'s ops ([`TagSet::ops`]), until nvme-core removes it.
+/// the owner is zero-filled) or allocated with `MqVTable<T>`'s ops
+/// ([`TagSet::ops`], only reachable in `sys/`, whose allocation wrappers
+/// set `driver_data` to a `T::Owner`), until it is removed.
 #[repr(transparent)]
 pub(crate) struct TagSet<T: MqOperations>(Opaque<kb::blk_mq_tag_set>, PhantomData<T>);
 
 impl<T: MqOperations> TagSet<T> {
-    /// The set, for nvme-core's `nvme_alloc_*_tag_set()`, which must be
-    /// given [`Self::ops`] and `size_of::<T::RequestData>()`.
-    pub(crate) fn as_raw(&self) -> *mut kb::blk_mq_tag_set {
+    /// The set, for the allocation wrappers in `sys/`.
+    pub(super) fn as_raw(&self) -> *mut kb::blk_mq_tag_set {
         self.0.get()
     }
 
@@ -192,14 +228,15 @@ impl<T: MqOperations> TagSet<T> {
         unsafe { &*self.0.get() }
     }
 
-    /// The ops of this set.
-    pub(crate) fn ops() -> &'static kb::blk_mq_ops {
+    /// The ops of this set. Only `sys/` allocates tag sets, and it sets
+    /// their `driver_data` to a `T::Owner` (what [`MqVTable`] relies on).
+    pub(super) fn ops() -> &'static kb::blk_mq_ops {
         &MqVTable::<T>::OPS
     }
 
     /// The per-request size blk-mq must reserve.
-    pub(crate) fn cmd_size() -> u32 {
-        core::mem::size_of::<T::RequestData>() as u32
+    pub(super) fn cmd_size() -> u32 {
+        core::mem::size_of::<Pdu<T::RequestData>>() as u32
     }
 
     /// Hardware queues of the set (0 before allocation).
@@ -272,14 +309,10 @@ unsafe extern "C" fn expire_one(rq: *mut kb::request, data: *mut c_void) -> bool
     true
 }
 
-/// What a driver provides to blk-mq.
-///
-/// # Safety
-///
-/// The `driver_data` of every tag set allocated with `MqVTable<Self>`'s ops
-/// points to a valid `Self::Owner` for as long as the tag set exists (for
-/// nvme, the controller: `nvme_ctrl` first in a `repr(C)` owner).
-pub(crate) unsafe trait MqOperations: Sized {
+
+/// What a driver provides to blk-mq. A safe trait: the tag set's owner
+/// and hardware queues are lent shared, requests as [`Request`] handles.
+pub(crate) trait MqOperations: Sized {
     /// The tag set's owner (`set->driver_data`).
     type Owner;
     /// A hardware queue (`hctx->driver_data`), owned by the owner.
@@ -289,23 +322,24 @@ pub(crate) unsafe trait MqOperations: Sized {
 
     /// The driver data of a new request of hardware queue `hctx_idx`.
     fn init_request(owner: &Self::Owner, hctx_idx: u32) -> Result<Self::RequestData>;
-    /// Called once the data is at its final address (it never moves).
+    /// Called once the data is at its final address (it never moves), in
+    /// init_request: nobody else knows the request yet.
     fn request_placed(data: &mut Self::RequestData);
     /// The hardware queue `hctx_idx` is, kept as `hctx->driver_data`; it
-    /// must live as long as the tag set.
+    /// lives as long as its owner, which outlives the tag set.
     fn init_hctx(owner: &Self::Owner, hctx_idx: u32) -> Result<&Self::HwQueue>;
     /// Queues `rq` (`last`: no more in this batch). Hardware queues are
     /// shared (any CPU may queue, poll, commit at once): `&`, not `&mut`.
-    fn queue_rq(q: &Self::HwQueue, hctx: &HwCtx, rq: Request, data: &mut Self::RequestData, last: bool) -> kb::blk_status_t;
+    fn queue_rq(q: &Self::HwQueue, hctx: &HwCtx, rq: Request<Self::RequestData>, last: bool) -> kb::blk_status_t;
     /// A batch ended without a `last` request.
     fn commit_rqs(q: &Self::HwQueue);
     /// Polls for completions: how many, or a negative errno.
     fn poll(q: &Self::HwQueue) -> c_int;
-    /// The request is done (after `Request::end`, a cancel or a timeout);
-    /// `data` is its driver data, no longer used by anyone else.
-    fn complete(rq: Request, data: &mut Self::RequestData);
+    /// blk-mq completes the request (after the driver ended it, or a
+    /// cancel, or a timeout).
+    fn complete(rq: Request<Self::RequestData>);
     /// The request timed out.
-    fn timeout(rq: Request, data: &mut Self::RequestData) -> kb::blk_eh_timer_return;
+    fn timeout(rq: Request<Self::RequestData>) -> kb::blk_eh_timer_return;
     /// Fills in the set's CPU maps.
     fn map_queues(owner: &Self::Owner, set: SetBeingMapped);
     /// Whether the set has a poll map (`poll` is only offered then).
@@ -334,12 +368,12 @@ impl<T: MqOperations> MqVTable<T> {
 
     /// # Safety
     ///
-    /// `set` is a tag set using these ops (its `driver_data` is a
-    /// `T::Owner`, trait contract) and `'a` does not outlive it. The
-    /// callbacks run inside the owner's own calls into blk-mq (tag set
+    /// `set` is a tag set using these ops, whose `driver_data` is a
+    /// `T::Owner` (`TagSet`'s invariant), and `'a` does not outlive it.
+    /// The callbacks run inside the owner's own calls into blk-mq (tag set
     /// allocation, resizing), so the owner is only lent shared.
     unsafe fn owner<'a>(set: *mut kb::blk_mq_tag_set) -> &'a T::Owner {
-        // SAFETY: by the caller's guarantee and the trait contract.
+        // SAFETY: by the caller's guarantee.
         unsafe { &*(*set).driver_data.cast::<T::Owner>() }
     }
 
@@ -355,16 +389,16 @@ impl<T: MqOperations> MqVTable<T> {
     /// # Safety
     ///
     /// `rq` is a request of a set using these ops whose `init_request`
-    /// succeeded.
-    unsafe fn data<'a>(rq: *mut kb::request) -> &'a mut T::RequestData {
-        // SAFETY: `init_request` wrote a `T::RequestData` into the PDU.
-        unsafe { &mut *kb::blk_mq_rq_to_pdu(rq).cast::<T::RequestData>() }
+    /// succeeded, valid for the callback.
+    unsafe fn request(rq: *mut kb::request) -> Option<Request<T::RequestData>> {
+        // SAFETY: by the caller's guarantee.
+        NonNull::new(rq).map(|rq| unsafe { Request::from_raw(rq) })
     }
 
     /// # Safety
     ///
     /// Called by blk-mq for a new request of a tag set using these ops,
-    /// with `cmd_size` = `size_of::<T::RequestData>()`.
+    /// with `cmd_size` = `size_of::<Pdu<T::RequestData>>()`.
     unsafe extern "C" fn init_request(
         set: *mut kb::blk_mq_tag_set,
         rq: *mut kb::request,
@@ -377,11 +411,12 @@ impl<T: MqOperations> MqVTable<T> {
             Ok(value) => {
                 // SAFETY: the PDU holds `cmd_size` bytes, aligned by blk-mq
                 // for any driver data (cache line), holds no value yet and
-                // never moves.
+                // never moves; nobody else knows the request yet, so the
+                // `&mut` is unique.
                 let data = unsafe {
-                    let pdu = kb::blk_mq_rq_to_pdu(rq).cast::<T::RequestData>();
-                    core::ptr::write(pdu, value);
-                    &mut *pdu
+                    let pdu = kb::blk_mq_rq_to_pdu(rq).cast::<Pdu<T::RequestData>>();
+                    core::ptr::write(pdu, Pdu { data: value, life: AtomicU8::new(Life::Idle as u8) });
+                    &mut (*pdu).data
                 };
                 T::request_placed(data);
                 0
@@ -398,7 +433,7 @@ impl<T: MqOperations> MqVTable<T> {
         // Ends the life of the value init_request wrote (as the kernel's
         // Rust blk-mq does for request data).
         // SAFETY: the PDU holds it; blk-mq never uses it again.
-        unsafe { core::ptr::drop_in_place(kb::blk_mq_rq_to_pdu(rq).cast::<T::RequestData>()) };
+        unsafe { core::ptr::drop_in_place(kb::blk_mq_rq_to_pdu(rq).cast::<Pdu<T::RequestData>>()) };
     }
 
     /// # Safety
@@ -406,7 +441,8 @@ impl<T: MqOperations> MqVTable<T> {
     /// Called by blk-mq for a hardware context of a set using these ops;
     /// `data` is the set's `driver_data`.
     unsafe extern "C" fn init_hctx(hctx: *mut kb::blk_mq_hw_ctx, data: *mut c_void, idx: c_uint) -> c_int {
-        // SAFETY: `data` is the set's driver data, a `T::Owner` (trait contract).
+        // SAFETY: `data` is the set's driver data, a `T::Owner` (`TagSet`'s
+        // invariant).
         let owner = unsafe { &*data.cast::<T::Owner>() };
         match T::init_hctx(owner, idx) {
             Ok(q) => {
@@ -425,15 +461,15 @@ impl<T: MqOperations> MqVTable<T> {
     unsafe extern "C" fn queue_rq(hctx: *mut kb::blk_mq_hw_ctx, bd: *const kb::blk_mq_queue_data) -> kb::blk_status_t {
         // SAFETY: `bd` is valid for the call.
         let (rq, last) = unsafe { ((*bd).rq, (*bd).last) };
-        // SAFETY: a started context of ours, and a request of its set.
-        let (q, data) = unsafe { (Self::hw_queue(hctx), Self::data(rq)) };
-        // SAFETY: `rq` is valid (see above).
-        let Some(r) = (unsafe { Request::from_raw(rq) }) else {
+        // SAFETY: a started context of ours.
+        let q = unsafe { Self::hw_queue(hctx) };
+        // SAFETY: a request of its set, valid for the call.
+        let Some(r) = (unsafe { Self::request(rq) }) else {
             return BLK_STS_IOERR;
         };
         // SAFETY: non-null, and a started context of ours.
         let h = HwCtx(unsafe { NonNull::new_unchecked(hctx) });
-        T::queue_rq(q, &h, r, data, last)
+        T::queue_rq(q, &h, r, last)
     }
 
     /// # Safety
@@ -456,11 +492,12 @@ impl<T: MqOperations> MqVTable<T> {
     ///
     /// Called by blk-mq to complete a request of ours.
     unsafe extern "C" fn complete(rq: *mut kb::request) {
-        // SAFETY: a valid request of ours, with driver data; completing,
-        // so no other context uses that data any more.
-        let (r, data) = unsafe { (Request::from_raw(rq), Self::data(rq)) };
-        if let Some(r) = r {
-            T::complete(r, data);
+        // SAFETY: a valid request of ours, with driver data.
+        if let Some(r) = unsafe { Self::request(rq) } {
+            // Whoever ended it (the driver, a cancel, a timeout), this
+            // start of the request is over: no lookup finds it any more.
+            r.pdu().life.store(Life::Idle as u8, Ordering::Release);
+            T::complete(r);
         }
     }
 
@@ -469,9 +506,8 @@ impl<T: MqOperations> MqVTable<T> {
     /// Called by blk-mq for a timed-out request of ours.
     unsafe extern "C" fn timeout(rq: *mut kb::request) -> kb::blk_eh_timer_return {
         // SAFETY: a valid request of ours, with driver data.
-        let (r, data) = unsafe { (Request::from_raw(rq), Self::data(rq)) };
-        match r {
-            Some(r) => T::timeout(r, data),
+        match unsafe { Self::request(rq) } {
+            Some(r) => T::timeout(r),
             None => kb::blk_eh_timer_return_BLK_EH_RESET_TIMER,
         }
     }
@@ -494,21 +530,11 @@ impl<T: MqOperations> MqVTable<T> {
 pub(crate) struct SetBeingMapped(NonNull<kb::blk_mq_tag_set>);
 
 impl SetBeingMapped {
-    /// `nvmf_map_queues()`: default, read and poll maps from the per-type
-    /// I/O queue counts `io_queues` (filled by `nvmf_set_io_queues()`).
-    pub(crate) fn nvmf_map(self, ctrl: super::nvme::NvmeCtrl, io_queues: &[u32; kb::hctx_type_HCTX_MAX_TYPES as usize]) {
-        // SAFETY: the set being mapped (invariant), an initialised
-        // controller, and HCTX_MAX_TYPES counts, which the function only
-        // reads (its parameter lacks the `const`).
-        unsafe { nb::nvmf_map_queues(self.0.as_ptr().cast(), ctrl.as_raw(), io_queues.as_ptr().cast_mut()) };
+    /// The set being mapped, for `nvmf_map_queues()` in [`super::nvme`].
+    pub(super) fn as_raw(&self) -> *mut kb::blk_mq_tag_set {
+        self.0.as_ptr()
     }
 }
 
 /// `BLK_STS_IOERR` (a `__force` cast bindgen does not see).
 pub(crate) const BLK_STS_IOERR: kb::blk_status_t = 10;
-
-/// `nvme_complete_rq()`: the usual `complete` of an nvme transport.
-pub(crate) fn nvme_complete_rq(rq: Request) {
-    // SAFETY: a request of ours being completed (invariant).
-    unsafe { nb::nvme_complete_rq(rq.as_raw().cast()) };
-}

@@ -5,6 +5,7 @@
 //! the controller logic (what to call when) stays in `ctrl.rs`.
 
 use super::bindings as nb;
+use super::blk_mq::{HwCtx, Lookup, MqOperations, Request, SetBeingMapped, TagSet, Tags};
 use super::fabrics::CtrlOptions;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
@@ -144,14 +145,14 @@ impl NvmeCtrl {
 
     /// `nvme_check_ready()`: whether `rq` may be queued now (`live`: the
     /// queue is connected).
-    pub(crate) fn check_ready(self, rq: super::blk_mq::Request, live: bool) -> bool {
+    pub(crate) fn check_ready<D>(self, rq: &Request<D>, live: bool) -> bool {
         // SAFETY: an initialised controller (invariant) and a valid request.
         unsafe { nb::rnvme_nvme_check_ready(self.as_raw(), rq.as_raw().cast(), live) }
     }
 
     /// `nvme_fail_nonready_command()`: what `queue_rq` returns for a
     /// request that may not be queued now.
-    pub(crate) fn fail_nonready_command(self, rq: super::blk_mq::Request) -> kb::blk_status_t {
+    pub(crate) fn fail_nonready_command<D>(self, rq: Request<D>) -> kb::blk_status_t {
         // SAFETY: as above.
         unsafe { nb::nvme_fail_nonready_command(self.as_raw(), rq.as_raw().cast()) }
     }
@@ -384,6 +385,127 @@ impl NvmeCtrl {
     }
 }
 
+/// Waits until every controller deletion nvme-core queued so far is done
+/// (`flush_workqueue(nvme_delete_wq)`).
+pub(crate) fn flush_deletions() {
+    // SAFETY: nvme-core's delete workqueue, which lives as long as
+    // nvme-core (which we depend on).
+    unsafe { kb::__flush_workqueue(nb::nvme_delete_wq.cast()) };
+}
+
+/// Allocates the admin tag set `set` of the controller `owner` with
+/// `T`'s ops (`nvme_alloc_admin_tag_set()`, which sets the set's
+/// `driver_data` to the controller: `owner`, by [`CtrlOperations`]'
+/// contract, which is what `TagSet`'s invariant asks).
+pub(crate) fn alloc_admin_tag_set<T>(owner: &T::Owner, set: &TagSet<T>) -> Result
+where
+    T: MqOperations,
+    T::Owner: CtrlOperations,
+{
+    let n = core::ptr::from_ref(owner).cast_mut().cast::<nb::nvme_ctrl>();
+    // SAFETY: `owner` is a `repr(C)` controller with its `nvme_ctrl` first
+    // (`CtrlOperations`), initialised by nvme_init_ctrl(); `set` lives in it.
+    nvme_result(unsafe { nb::nvme_alloc_admin_tag_set(n, set.as_raw().cast(), TagSet::<T>::ops(), TagSet::<T>::cmd_size()) })
+}
+
+/// Allocates the I/O tag set `set` of `owner` with `nr_maps` maps; as
+/// [`alloc_admin_tag_set`].
+pub(crate) fn alloc_io_tag_set<T>(owner: &T::Owner, set: &TagSet<T>, nr_maps: c_uint) -> Result
+where
+    T: MqOperations,
+    T::Owner: CtrlOperations,
+{
+    let n = core::ptr::from_ref(owner).cast_mut().cast::<nb::nvme_ctrl>();
+    // SAFETY: as in `alloc_admin_tag_set`.
+    nvme_result(unsafe {
+        nb::nvme_alloc_io_tag_set(n, set.as_raw().cast(), TagSet::<T>::ops(), nr_maps, TagSet::<T>::cmd_size())
+    })
+}
+
+/// `nvmf_map_queues()`: default, read and poll maps of the set being
+/// mapped, from the per-type I/O queue counts `io_queues` (filled by
+/// `nvmf_set_io_queues()`).
+pub(crate) fn nvmf_map_queues(set: SetBeingMapped, ctrl: NvmeCtrl, io_queues: &[u32; kb::hctx_type_HCTX_MAX_TYPES as usize]) {
+    // SAFETY: the set being mapped, an initialised controller, and
+    // HCTX_MAX_TYPES counts, which the function only reads (its parameter
+    // lacks the `const`).
+    unsafe { nb::nvmf_map_queues(set.as_raw().cast(), ctrl.as_raw(), io_queues.as_ptr().cast_mut()) };
+}
+
+/// `nvme_find_rq()` and then [`Tags::in_flight`]: the request a command id
+/// names, only if it is in flight and armed.
+///
+/// `nvme_find_rq()` checks the tag range and the generation, but
+/// nvme-core bumps a tag's generation only when the tag's next command is
+/// set up, so the id of a completed command still names its (completing or
+/// free) request: only a request in flight, which the driver armed and
+/// nobody ended, is handed out.
+pub(crate) fn find_request<T: MqOperations>(tags: &Tags<'_, T>, cid: u16) -> core::result::Result<Request<T::RequestData>, Lookup> {
+    // SAFETY: valid tags (`Tags`' invariant).
+    let rq = unsafe { nb::rnvme_nvme_find_rq(tags.as_raw().cast(), cid) };
+    let rq = NonNull::new(rq.cast::<kb::request>()).ok_or(Lookup::Unknown)?;
+    // SAFETY: nvme_find_rq() returns only requests of these tags.
+    unsafe { tags.in_flight(rq) }
+}
+
+/// nvme-core's side of a request: its command, start and end.
+impl<D> Request<D> {
+    /// `nvme_setup_cmd()` with the namespace of `hctx`'s queue: fills in the
+    /// SQE at `nvme_req(rq)->cmd`. `Err` is nvme-core's status, for
+    /// `queue_rq` to return as it is (C: `nvme_tcp_queue_rq`).
+    pub(crate) fn setup_cmd(&self, hctx: &HwCtx) -> core::result::Result<(), kb::blk_status_t> {
+        // SAFETY: a request being queued on `hctx`; nvme_setup_cmd() takes
+        // the namespace (NULL for the admin queue) nvme-core keeps in the
+        // queue's `queuedata`.
+        let st = unsafe { nb::nvme_setup_cmd(hctx.queuedata().cast(), self.as_raw().cast()) };
+        if st == kb::BLK_STS_OK as kb::blk_status_t { Ok(()) } else { Err(st) }
+    }
+
+    /// `nvme_cleanup_cmd()`: undoes [`Self::setup_cmd`] for a request that
+    /// is not started after all (completion does it otherwise).
+    pub(crate) fn cleanup_cmd(&self) {
+        // SAFETY: a valid request whose command was set up.
+        unsafe { nb::nvme_cleanup_cmd(self.as_raw().cast()) };
+    }
+
+    /// `nvme_start_request()`, then arms it: from here a lookup of its
+    /// command id finds it, and one context may end it. Call once the
+    /// driver data is filled in.
+    pub(crate) fn start(&self) {
+        // SAFETY: a valid request being queued.
+        unsafe { nb::rnvme_start_request(self.as_raw().cast()) };
+        self.arm();
+    }
+
+    /// Ends the request with the controller's `status` and `result` (C:
+    /// `nvme_tcp_end_request`), consuming the handle. Only the first end
+    /// of a start wins: false (and nothing done) when another context
+    /// already ended it.
+    pub(crate) fn end(self, status: u16, result: u64) -> bool {
+        if !self.try_set_end() {
+            return false;
+        }
+        // SAFETY: an in-flight request whose end this call won.
+        unsafe { nb::rnvme_end_request(self.as_raw().cast(), status, result) };
+        true
+    }
+
+    /// `nvmf_complete_timed_out_request()` (timeout handler), unless another
+    /// context ended the request first.
+    pub(crate) fn complete_timed_out(self) {
+        if self.try_set_end() {
+            // SAFETY: a started request whose end this call won.
+            unsafe { nb::rnvme_complete_timed_out_request(self.as_raw().cast()) };
+        }
+    }
+
+    /// `nvme_complete_rq()`: the usual `complete` of an nvme transport.
+    pub(crate) fn nvme_complete(self) {
+        // SAFETY: a request blk-mq is completing.
+        unsafe { nb::nvme_complete_rq(self.as_raw().cast()) };
+    }
+}
+
 /// What a fabrics transport provides to nvme-core for its controllers
 /// (`struct nvme_ctrl_ops`; the register accessors are nvme-fabrics').
 ///
@@ -403,6 +525,9 @@ pub(crate) unsafe trait CtrlOperations: Sized {
     fn delete_ctrl(this: &Self);
     /// Stops the controller's transport work before nvme-core stops it.
     fn stop_ctrl(this: &Self);
+    /// The local address of the controller's admin connection, while it is
+    /// live, for sysfs `address` (`src_addr=`).
+    fn source_address(this: &Self) -> Option<kb::__kernel_sockaddr_storage>;
 }
 
 /// The `nvme_ctrl_ops` of `T`, filled in once at module load (they name
@@ -443,7 +568,7 @@ impl<T: CtrlOperations> CtrlOpsTable<T> {
             submit_async_event: Some(Self::submit_async_event),
             delete_ctrl: Some(Self::delete_ctrl),
             stop_ctrl: Some(Self::stop_ctrl),
-            get_address: Some(nb::nvmf_get_address),
+            get_address: Some(Self::get_address),
             get_virt_boundary: Some(Self::get_virt_boundary),
             ..Default::default()
         };
@@ -496,6 +621,36 @@ impl<T: CtrlOperations> CtrlOpsTable<T> {
     unsafe extern "C" fn stop_ctrl(n: *mut nb::nvme_ctrl) {
         // SAFETY: a live controller of ours.
         T::stop_ctrl(unsafe { Self::this(n) });
+    }
+
+    /// sysfs `address` (C: `nvme_tcp_get_address`): nvme-fabrics' line,
+    /// plus `src_addr=` while the admin queue is connected.
+    ///
+    /// # Safety
+    ///
+    /// Called by nvme-core with a controller of ours and a buffer of
+    /// `size` bytes.
+    unsafe extern "C" fn get_address(n: *mut nb::nvme_ctrl, buf: *mut c_char, size: c_int) -> c_int {
+        // SAFETY: a controller of ours and its buffer (caller).
+        let mut len = unsafe { nb::nvmf_get_address(n, buf, size) };
+        // SAFETY: a live controller of ours.
+        let Some(src) = T::source_address(unsafe { Self::this(n) }) else { return len };
+        if len <= 0 || len >= size {
+            return len;
+        }
+        // Strip nvmf_get_address()'s trailing newline.
+        len -= 1;
+        // SAFETY: `buf` has `size` bytes and `len < size` are used; the
+        // format takes a string and a sockaddr, which `src` is.
+        len += unsafe {
+            kb::scnprintf(
+                buf.add(len as usize),
+                (size - len) as usize,
+                c",src_addr=%pISc\n".as_char_ptr(),
+                core::ptr::from_ref(&src).cast::<c_void>(),
+            )
+        };
+        len
     }
 
     /// `nvmf_get_virt_boundary()`: fabrics have no virtual boundary.

@@ -152,7 +152,7 @@ run_fio() {
 assert_rust_ctrl() {
 	local ctrl=$1
 	mod_loaded nvme_tcp && { log "the C nvme_tcp is loaded"; return 1; }
-	[ "$(cat /sys/module/rnvme_tcp/refcnt 2>/dev/null || echo 0)" -gt 0 ] || { log "rnvme_tcp holds no controller"; return 1; }
+	grep -q "^$ctrl qid 0 " /sys/kernel/debug/rnvme_tcp/queues 2>/dev/null || { log "rnvme_tcp's debugfs lists no $ctrl"; return 1; }
 	dmesg_since_test | grep -q "nvme $ctrl: new ctrl: NQN \"$NQN\".*(rnvme_tcp, \(recvmsg\|read_sock\) receive path)" || { log "no rnvme_tcp new-ctrl line for $ctrl"; return 1; }
 }
 

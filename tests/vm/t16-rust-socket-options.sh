@@ -21,6 +21,11 @@ tos=$(grep -c 'tos:0x10' <<<"$socks")
 [ "$bound" = "$all" ] || fail "$bound of $all queue sockets have source address 127.0.0.2"
 [ "$tos" = "$all" ] || fail "$tos of $all queue sockets carry tos 0x10"
 log "$all queue sockets from 127.0.0.2 with tos 0x10"
+# sysfs address names the admin connection's source address (C:
+# nvme_tcp_get_address), so a user can tell which local address a path uses.
+addr=$(cat "/sys/class/nvme/$ctrl/address")
+log "address: $addr"
+grep -q 'src_addr=127\.0\.0\.2$' <<<"$addr" || fail "sysfs address has no src_addr=127.0.0.2: $addr"
 run_fio --name=opts --filename="$dev" --rw=randwrite --bs=4k --size=2M --ioengine=libaio --iodepth=4 --direct=1 \
 	--verify=crc32c --do_verify=1 --verify_fatal=1 || fail "fio failed"
 run nvme disconnect -n "$NQN" || fail "disconnect failed"

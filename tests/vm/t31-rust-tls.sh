@@ -12,7 +12,7 @@ use_rust_driver || fail "cannot load rnvme_tcp"
 tls_stat() { awk -v k="$1" '$1 == k { print $2 }' /proc/net/tls_stat; }
 no_ctrl_left() {
 	! ctrl_for_nqn >/dev/null || { log "a controller for $NQN is left"; return 1; }
-	[ "$(cat /sys/module/rnvme_tcp/refcnt)" = 0 ] || { log "rnvme_tcp still holds a controller"; return 1; }
+	grep -qx 'live_ctrls 0' /sys/kernel/debug/rnvme_tcp/queues || { log "rnvme_tcp still holds a controller ($(grep live_ctrls /sys/kernel/debug/rnvme_tcp/queues))"; return 1; }
 }
 
 for digest in "" "--hdr-digest --data-digest"; do

@@ -1,0 +1,506 @@
+// SPDX-License-Identifier: GPL-2.0
+//! A queue's receive side: the receive machine over `sock_recvmsg()` (pull,
+//! io_work) or `read_sock()` (push: pollers and `read_sock=1`), command-id
+//! lookups, completions, and what the machine asks of the queue
+//! ([`QueueIo`], [`TlsQueueIo`]).
+
+use super::{Queue, Rq};
+use crate::proto::completion::{self, Completion};
+use crate::proto::errno;
+use crate::proto::pdu::{self, Digests, ProtoError};
+use crate::proto::r2t::{SlotAction, SlotEvent};
+use crate::proto::recv::{self, Event, QueueIo, RecvError, RecvMachine};
+use crate::proto::tls::{self as tlsproto, ControlRecord, Got, TlsQueueIo, TlsRx};
+use crate::request::{RecvFields, TcpRequest};
+use crate::stats::QueueStats;
+use crate::sys::bindings as nb;
+use crate::sys::blk_mq::Lookup;
+use crate::sys::fmt::Shown;
+use crate::sys::iov::{DataPhase, KernelCrc32c, PhaseMark, SkbRange};
+use core::sync::atomic::Ordering;
+use kernel::{bindings as kb, prelude::*};
+
+/// Where a receive pass takes its bytes from. The receive machine is the
+/// same for both: only the byte source differs.
+#[derive(Clone, Copy, Debug)]
+enum RecvSource {
+    /// Pull: `sock_recvmsg()` with `MSG_DONTWAIT` (io_work).
+    Socket,
+    /// Push: bytes of an skb handed over by `read_sock()` (the poll
+    /// path, which must not sleep, and the `read_sock` mode).
+    Skb(SkbRange),
+}
+
+/// The receive state other than the machine: the current data phase and
+/// where the bytes come from.
+struct RecvData {
+    /// The request of the current C2HData phase, found by its command id.
+    data_req: Option<Rq>,
+    /// The data phase's msghdr: set up once per phase (and per bio).
+    phase: DataPhase,
+    /// Where the running pass reads from; `Socket` outside a push.
+    source: RecvSource,
+    /// A push pass's outcome so far: completions, or why the queue failed.
+    push_result: Result<u32, RecvError>,
+    /// TLS: where the data phase stood before the last receive, until its
+    /// record type says commit or rewind.
+    tls_mark: Option<PhaseMark>,
+}
+
+/// What whoever holds `recv_busy` touches.
+pub(super) struct RecvSide {
+    machine: RecvMachine,
+    data: RecvData,
+    /// TLS: a record that is not data being read, and its buffer.
+    tls: TlsRx,
+}
+
+impl RecvSide {
+    pub(super) fn new(digests: Digests) -> Self {
+        Self {
+            machine: RecvMachine::new(digests),
+            data: RecvData {
+                data_req: None,
+                phase: DataPhase::new(),
+                source: RecvSource::Socket,
+                push_result: Ok(0),
+                tls_mark: None,
+            },
+            tls: TlsRx::new(),
+        }
+    }
+}
+
+/// The receive side, held: `recv_busy` is released when this goes.
+///
+/// # Invariants
+///
+/// This value set `queue.recv_busy`, so `side` is the queue's receive side
+/// and nobody else has it.
+struct RecvGuard<'a> {
+    queue: &'a Queue,
+    side: &'a mut RecvSide,
+}
+
+impl Drop for RecvGuard<'_> {
+    fn drop(&mut self) {
+        self.queue.recv_busy.store(false, Ordering::Release);
+    }
+}
+
+impl Queue {
+    /// The receive side, unless another context is receiving.
+    fn try_recv(&self) -> Option<RecvGuard<'_>> {
+        if self.recv_busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            return None;
+        }
+        // SAFETY: we just set `recv_busy`: nobody else touches `recv` until
+        // the guard clears it.
+        let side = unsafe { &mut *self.recv.get() };
+        // INVARIANT: `recv_busy` is ours.
+        Some(RecvGuard { queue: self, side })
+    }
+
+    /// The in-flight request a command id of a `what` PDU names on this
+    /// queue; any other id is a protocol error, logged with the queue and
+    /// the id (`Err` is the positive errno that stops the queue).
+    fn find_request(&self, what: &str, cid: u16) -> Result<Rq, i32> {
+        match self.ctrl().find_request(self.qid, cid) {
+            Ok(rq) => Ok(rq),
+            Err(Lookup::Unknown) => {
+                dev_err!(self.dev(), "queue {}: {} for unknown command id {:#x}\n", self.qid, what, cid);
+                Err(errno::EPROTO)
+            }
+            Err(Lookup::NotInFlight) => {
+                dev_err!(self.dev(), "queue {}: {} for command id {:#x}, which is not in flight\n", self.qid, what, cid);
+                Err(errno::EPROTO)
+            }
+        }
+    }
+
+    /// The status `req` (command id `cid`) completes with when the target
+    /// reports `target_status` ([`completion::complete`]); a read that
+    /// ends before all its data arrived is logged and fails with a
+    /// transfer error. `recv_status`/`recvd`: the receive side's record.
+    fn completion_status(&self, req: &TcpRequest, cid: u16, target_status: u16, recv_status: u16, recvd: u32) -> u16 {
+        let c = completion::complete(recv_status, target_status, req.submit().to_host(), recvd);
+        if let Completion::ShortRead { got, want } = c {
+            dev_err!(self.dev(), "queue {}: cid {:#x} short data-in: got {} of {}\n", self.qid, cid, got, want);
+        }
+        c.status()
+    }
+
+    /// The receive side got the completion of `req` (a Response, or C2HData
+    /// with SUCCESS): true when the caller ends the command now; false
+    /// when the send side still owns the request and the completion is
+    /// held for it, to deliver when it lets go ([`crate::proto::r2t`]).
+    fn complete_or_hold(&self, req: &TcpRequest, status: u16, result: u64) -> Result<bool, i32> {
+        req.held.status.store(status, Ordering::Relaxed);
+        req.held.result.store(result, Ordering::Relaxed);
+        match self.slot_event(req, SlotEvent::ResponseArrived).map_err(|e| -e)? {
+            SlotAction::Hold => {
+                let sub = req.submit();
+                let what = if sub.write && sub.data_len > sub.inline_len { "its data was" } else { "the command was" };
+                dev_warn!(
+                    self.dev(),
+                    "queue {}: response for command id {:#x} before {} sent; held until then\n",
+                    self.qid,
+                    sub.command_id(),
+                    what
+                );
+                Ok(false)
+            }
+            _ => Ok(true),
+        }
+    }
+
+    /// [`Self::complete_or_hold`] for a blk-mq request found by its id.
+    fn respond(&self, rq: Rq, status: u16, result: u64) -> Result<(), i32> {
+        if self.complete_or_hold(rq.data(), status, result)? {
+            rq.end(status, result);
+        }
+        Ok(())
+    }
+
+    /// One receive pass from io_work, if no poller is in one: io_work and
+    /// pollers take turns here, as lock_sock() makes them do in C. `None`
+    /// when a poller holds it.
+    pub(super) fn try_recv_pass(&self) -> Option<Result<recv::PassEnd, RecvError>> {
+        let g = self.try_recv()?;
+        Some(if self.conf().work_pushes {
+            // read_sock() takes everything queued: the pass always drains.
+            self.push_pass(g, true).map(|completions| recv::PassEnd { completions, drained: true })
+        } else {
+            run_pass(self, &mut *g.side)
+        })
+    }
+
+    /// Runs the receive machine over what the socket holds, pushed by
+    /// `read_sock()`: under `lock_sock()` from a task that may sleep
+    /// (io_work), else under the socket spinlock, skipped when a task owns
+    /// the socket (pollers). Returns the commands completed.
+    fn push_pass(&self, g: RecvGuard<'_>, may_sleep: bool) -> Result<u32, RecvError> {
+        let Ok(sock) = self.sock() else {
+            return Ok(0);
+        };
+        g.side.data.push_result = Ok(0);
+        let mut ctx = PushCtx { queue: self, side: &mut *g.side };
+        let ctx_ptr: *mut PushCtx<'_> = &mut ctx;
+        // read_sock's byte count is not needed: the machine keeps its own
+        // place. -EBUSY (a task owns the socket: pollers only) means that
+        // task receives.
+        QueueStats::add(&self.stats.read_sock_calls, 1);
+        // SAFETY: `ctx_ptr` points to `ctx`, alive for the call;
+        // `push_actor` only runs inside it, with this type of context.
+        let r = unsafe { sock.read_sock(may_sleep, ctx_ptr.cast(), push_actor) };
+        let done = core::mem::replace(&mut ctx.side.data.push_result, Ok(0))?;
+        // From io_work, a drained socket's FIN or error ends the connection
+        // as recvmsg's 0 or -errno would; pollers leave that to io_work.
+        match r {
+            _ if !may_sleep || r >= 0 => Ok(done),
+            r if r == -(errno::ESHUTDOWN) => Err(RecvError::Proto(ProtoError::ConnectionClosed)),
+            r => Err(RecvError::Socket(-r)),
+        }
+    }
+
+    /// The blk-mq poll of a poll queue (C: `nvme_tcp_poll`): what the
+    /// socket holds now goes through the receive machine, pushed by
+    /// `read_sock()` under the socket spinlock, because pollers may run
+    /// where sleeping is not allowed (io_uring polls under
+    /// `rcu_read_lock()`), and `sock_recvmsg()` sleeps in `lock_sock()`.
+    ///
+    /// Returns the commands completed, 0 when io_work is receiving (it
+    /// completes them) or the queue is not live, or a negative errno when
+    /// the connection failed (error recovery has been started).
+    pub(crate) fn poll(&self) -> c_int {
+        let Some(g) = self.try_recv() else {
+            return 0;
+        };
+        // `stop` clears `live` before waiting for `recv_busy`: a live
+        // queue here keeps its socket (and `conf`) until we let go.
+        if !self.live.load(Ordering::Acquire) || !self.sk_ctx.rd_enabled() {
+            return 0;
+        }
+        // TLS queues: io_work receives (see `crate::tls`).
+        if self.is_tls() {
+            return 0;
+        }
+        // While we poll, data_ready does not kick io_work for bytes we are
+        // about to take (C: NVME_TCP_Q_POLLING).
+        self.sk_ctx.set_polling(true);
+        let r = self.push_pass(g, false);
+        self.sk_ctx.set_polling(false);
+        QueueStats::add(&self.stats.polls, 1);
+        match r {
+            Ok(done) => {
+                QueueStats::add(&self.stats.poll_completions, u64::from(done));
+                done.min(c_int::MAX as u32) as c_int
+            }
+            Err(e) => {
+                self.recv_failed(e);
+                -e.errno()
+            }
+        }
+    }
+
+    /// Logs why the queue stopped and starts error recovery. The queue is
+    /// dead from here: nothing more is received on it. While connecting
+    /// there is no recovery to run: the queue's set-up commands time out
+    /// at once. Never sleeps (pollers call it too). The receive side is
+    /// left as it is: nothing reads it again before `alloc` starts it over.
+    pub(super) fn recv_failed(&self, e: RecvError) {
+        dev_err!(self.dev(), "queue {}: receive failed: {} (-{})\n", self.qid, Shown(e), e.errno());
+        self.sk_ctx.set_rd_enabled(false);
+        self.live.store(false, Ordering::SeqCst);
+        self.ctrl().error_recovery();
+        self.ctrl().expire_setup_requests(self.qid);
+    }
+}
+
+/// Runs the receive machine of `q` over its current source.
+fn run_pass(q: &Queue, side: &mut RecvSide) -> Result<recv::PassEnd, RecvError> {
+    let RecvSide { machine, data, tls } = side;
+    // TLS queues always pull with recvmsg, so every record's type is seen
+    // (pollers and read_sock=1 never push on them: see `crate::tls`).
+    if q.is_tls() && matches!(data.source, RecvSource::Socket) {
+        return tlsproto::recv_pass_tls(machine, tls, &mut RecvCtx { queue: q, data });
+    }
+    recv::recv_pass(machine, &mut RecvCtx { queue: q, data })
+}
+
+/// A push pass's context, for [`push_actor`].
+struct PushCtx<'a> {
+    queue: &'a Queue,
+    side: &'a mut RecvSide,
+}
+
+/// The queue as the receive machine sees it during a pass.
+struct RecvCtx<'a> {
+    queue: &'a Queue,
+    data: &'a mut RecvData,
+}
+
+impl RecvData {
+    /// The data phase's request and its receive fields.
+    fn phase_fields(data_req: &mut Option<Rq>) -> Result<(&TcpRequest, &mut RecvFields), i32> {
+        let rq = data_req.as_ref().ok_or(errno::EINVAL)?;
+        let req = rq.data();
+        // SAFETY: we hold the receive side (`RecvData` is only reached
+        // through a `RecvGuard`), `rq` came from a command-id lookup, and
+        // `&mut` on the data phase's handle makes this the only borrow.
+        let f = unsafe { req.recv_fields() };
+        Ok((req, f))
+    }
+
+    /// The data phase's request, its receive fields and the phase.
+    fn phase_req(&mut self) -> Result<(&TcpRequest, &mut RecvFields, &mut DataPhase), i32> {
+        let (req, f) = Self::phase_fields(&mut self.data_req)?;
+        Ok((req, f, &mut self.phase))
+    }
+}
+
+impl QueueIo for RecvCtx<'_> {
+    type Crc = KernelCrc32c;
+
+    fn crc(&self) -> &KernelCrc32c {
+        &KernelCrc32c
+    }
+
+    fn recv_buf(&mut self, buf: &mut [u8]) -> Result<usize, i32> {
+        let r = match &mut self.data.source {
+            RecvSource::Socket => {
+                QueueStats::add(&self.queue.stats.recvmsg_calls, 1);
+                self.queue.sock()?.recv(buf, kb::MSG_DONTWAIT as c_int)
+            }
+            RecvSource::Skb(src) => src.copy_to(buf),
+        };
+        r.map_err(|e| -e)
+    }
+
+    fn recv_data(&mut self, len: usize, crc: Option<&mut u32>) -> Result<usize, i32> {
+        let q = self.queue;
+        let RecvData { data_req, phase, source, .. } = &mut *self.data;
+        let (req, f) = RecvData::phase_fields(data_req)?;
+        if phase.ensure_room(&mut f.data).is_err() {
+            dev_err!(q.dev(), "queue {}: no space in request {:#x}\n", q.qid, req.submit().command_id());
+            return Err(errno::EIO);
+        }
+        let r = match source {
+            RecvSource::Socket => {
+                let sock = q.sock().map_err(|e| -e)?;
+                QueueStats::add(&q.stats.recvmsg_calls, 1);
+                phase.recv(&mut f.data, sock, len, crc)
+            }
+            RecvSource::Skb(src) => phase.copy_from(&mut f.data, src, len, crc),
+        };
+        let n = r.map_err(|e| -e)?;
+        f.data_recvd += n as u32;
+        Ok(n)
+    }
+
+    fn event(&mut self, ev: Event) -> Result<bool, i32> {
+        let q = self.queue;
+        match ev {
+            Event::Response(cqe) => {
+                // The AER lives outside blk-mq, past the admin tag space;
+                // only an outstanding one may complete.
+                if q.qid == 0 && cqe.command_id == nb::NVME_AQ_BLK_MQ_DEPTH as u16 {
+                    if let Some(aer) = q.ctrl().outstanding_aer() {
+                        if q.complete_or_hold(aer, cqe.status, cqe.result)? {
+                            q.end_request(aer, cqe.status, cqe.result);
+                        }
+                        return Ok(true);
+                    }
+                }
+                let rq = q.find_request("response", cqe.command_id)?;
+                let req = rq.data();
+                // SAFETY: we hold the receive side and `rq` came from a
+                // lookup.
+                let f = unsafe { req.recv_fields() };
+                let status = q.completion_status(req, cqe.command_id, cqe.status, f.status, f.data_recvd);
+                q.respond(rq, status, cqe.result)?;
+                Ok(true)
+            }
+            Event::DataBegin(d) => {
+                let rq = q.find_request("c2h data", d.command_id)?;
+                let req = rq.data();
+                // Only a read may receive data: a write's pages are the
+                // data to send, never a destination.
+                // SAFETY: we hold the receive side and `rq` came from a lookup.
+                let f = unsafe { req.recv_fields() };
+                if let Err(e) = pdu::check_c2h_range(&d, f.data_recvd, req.submit().to_host()) {
+                    dev_err!(q.dev(), "queue {}: {}\n", q.qid, Shown(e));
+                    return Err(e.errno());
+                }
+                // The data phase's msghdr, set up once.
+                self.data.phase.begin(&f.data).map_err(|e| -e)?;
+                self.data.data_req = Some(rq);
+                Ok(false)
+            }
+            Event::DataEnd { pdu: d, digest_ok } => {
+                self.data.phase.end();
+                let rq = self.data.data_req.take().ok_or(errno::EINVAL)?;
+                let req = rq.data();
+                let (recv_status, recvd) = {
+                    // SAFETY: as in `DataBegin`: the data phase's request.
+                    let f = unsafe { req.recv_fields() };
+                    if !digest_ok {
+                        dev_err!(q.dev(), "queue {}: data digest error, cid {:#x}\n", q.qid, d.command_id);
+                        f.status = completion::STATUS_DATA_XFER_ERROR;
+                    }
+                    (f.status, f.data_recvd)
+                };
+                if d.success {
+                    let status = q.completion_status(req, d.command_id, 0, recv_status, recvd);
+                    q.respond(rq, status, 0)?;
+                    return Ok(true);
+                }
+                Ok(false)
+            }
+            Event::R2T(r) => {
+                let rq = q.find_request("r2t", r.command_id)?;
+                let req = rq.data();
+                // Record it for the send side, then hand over: the send
+                // side checks it against what it sent and builds the
+                // H2CData PDUs (it alone touches the send fields).
+                req.r2t.ttag.store(r.ttag, Ordering::Relaxed);
+                req.r2t.offset.store(r.offset, Ordering::Relaxed);
+                req.r2t.length.store(r.length, Ordering::Relaxed);
+                match q.slot_event(req, SlotEvent::R2TArrived) {
+                    Ok(SlotAction::QueueForSend) => q.queue_request(req, true),
+                    Ok(_) => {}
+                    Err(e) => return Err(-e),
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    fn pass_budget(&self) -> usize {
+        match self.data.source {
+            // A target can keep the socket full: yield after the budget.
+            RecvSource::Socket => recv::PASS_BUDGET,
+            // One skb read_sock() holds: its length bounds the pass.
+            RecvSource::Skb(_) => usize::MAX,
+        }
+    }
+}
+
+impl TlsQueueIo for RecvCtx<'_> {
+    fn recv_buf_tls(&mut self, buf: &mut [u8]) -> Result<Got, i32> {
+        QueueStats::add(&self.queue.stats.recvmsg_calls, 1);
+        self.queue.sock().map_err(|e| -e)?.recv_record(buf, kb::MSG_DONTWAIT as c_int).map_err(|e| -e)
+    }
+
+    fn recv_data_tls(&mut self, len: usize) -> Result<Got, i32> {
+        let q = self.queue;
+        let sock = q.sock().map_err(|e| -e)?;
+        let (req, f, phase) = self.data.phase_req()?;
+        if phase.ensure_room(&mut f.data).is_err() {
+            dev_err!(q.dev(), "queue {}: no space in request {:#x}\n", q.qid, req.submit().command_id());
+            return Err(errno::EIO);
+        }
+        QueueStats::add(&q.stats.recvmsg_calls, 1);
+        let (got, mark) = phase.recv_tls(&mut f.data, sock, len).map_err(|e| -e)?;
+        self.data.tls_mark = Some(mark);
+        Ok(got)
+    }
+
+    fn commit_data(&mut self, n: usize, crc: Option<&mut u32>) {
+        let Some(mark) = self.data.tls_mark.take() else { return };
+        let Ok((_, f, phase)) = self.data.phase_req() else { return };
+        let n2 = phase.commit_tls(&mut f.data, mark, crc);
+        debug_assert_eq!(n, n2);
+        f.data_recvd += n2 as u32;
+    }
+
+    fn rewind_data(&mut self, _n: usize, sink: &mut dyn FnMut(&[u8])) {
+        if let Some(mark) = self.data.tls_mark.take() {
+            self.data.phase.rewind_tls(mark, sink);
+        }
+    }
+
+    fn record_consumed(&mut self, record: &ControlRecord) {
+        QueueStats::add(&self.queue.stats.tls_tickets, u64::from(record.tickets));
+    }
+}
+
+/// `read_sock()`'s actor for [`Queue::push_pass`]: runs the receive machine
+/// over `len` bytes of `skb` from `off` and returns how many it used (all
+/// of them unless the queue failed; the failure is in `push_result`).
+///
+/// # Safety
+///
+/// Called by `read_sock()` inside [`Queue::push_pass`] with its `PushCtx`
+/// and an skb it holds, with `len` bytes from `off`.
+unsafe extern "C" fn push_actor(ctx: *mut c_void, skb: *mut kb::sk_buff, off: c_uint, len: usize) -> c_int {
+    // SAFETY: `ctx` is the `PushCtx` of the `push_pass` running `read_sock`,
+    // which holds the queue's receive side.
+    let ctx = unsafe { &mut *ctx.cast::<PushCtx<'_>>() };
+    let d = &mut ctx.side.data;
+    if d.push_result.is_err() {
+        return -(errno::EPROTO);
+    }
+    // SAFETY: read_sock() holds `skb`, which has `len` bytes from `off`,
+    // until we return; the range is dropped (source reset) before that.
+    let range = unsafe { SkbRange::new(skb, off, len) };
+    let len = range.left();
+    d.source = RecvSource::Skb(range);
+    let r = run_pass(ctx.queue, ctx.side);
+    let d = &mut ctx.side.data;
+    let left = match d.source {
+        RecvSource::Skb(range) => range.left(),
+        RecvSource::Socket => 0,
+    };
+    d.source = RecvSource::Socket;
+    match r {
+        Ok(end) => {
+            if let Ok(n) = &mut d.push_result {
+                *n += end.completions;
+            }
+        }
+        Err(e) => d.push_result = Err(e),
+    }
+    // left <= len <= c_int::MAX
+    (len - left) as c_int
+}
