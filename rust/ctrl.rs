@@ -8,6 +8,7 @@
 //! Connect, enable, identify), then I/O queues with default/read maps.
 
 mod mq;
+mod recovery;
 mod transport;
 
 pub(crate) use mq::{AdminQueueOps, IoQueueOps};
@@ -22,9 +23,10 @@ use crate::sys::fabrics::{CtrlHandle, CtrlOptions};
 use crate::sys::fmt::Shown;
 use crate::sys::nvme::{self, nvme_result, CtrlOperations, NvmeCtrl};
 use crate::sys::socket::{SockAddr, TcpSocket};
-use crate::sys::workqueue::{DelayedWork, Work, WORK_CPU_UNBOUND};
+use crate::sys::workqueue::{DelayedWork, Work};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::{bindings as kb, device::Device, prelude::*, types::Opaque};
+use recovery::{connect_work_fn, err_work_fn, reset_work_fn};
 use transport::{CTRLS, CTRL_OPS, LIVE_CTRLS};
 
 /// `NVME_TCP_ADMIN_CCSZ`: in-capsule data the admin queue accepts.
@@ -481,51 +483,6 @@ impl TcpCtrl {
         }
         self.teardown_admin_queue(shutdown);
     }
-
-    /// Starts error recovery (any context): the controller goes to
-    /// RESETTING and `err_work` tears it down and reconnects once.
-    pub(crate) fn error_recovery(&self) {
-        if !self.core().change_state(nb::nvme_ctrl_state_NVME_CTRL_RESETTING) {
-            return;
-        }
-        dev_warn!(self.device(), "starting error recovery\n");
-        self.err_work.queue_on(WORK_CPU_UNBOUND);
-    }
-
-    /// Queue `qid` failed while connecting, where error recovery does
-    /// nothing (C relies on the set-up command's timeout, 60 s for admin
-    /// commands): its started commands time out now, so the waiting
-    /// set-up step fails at once. Only this queue's requests, and nothing
-    /// is completed here: the timeout handler stops the queue and
-    /// completes them, as after any timeout while not live.
-    pub(crate) fn expire_setup_requests(&self, qid: u16) {
-        if self.core().state() != nb::nvme_ctrl_state_NVME_CTRL_CONNECTING {
-            return;
-        }
-        if qid == 0 {
-            self.admin_tag_set.expire_requests(0);
-        } else {
-            self.tag_set.expire_requests(u32::from(qid) - 1);
-        }
-    }
-
-    /// After a failed connection (C: `nvme_tcp_reconnect_or_remove`):
-    /// another attempt in `reconnect_delay` seconds while `ctrl_loss_tmo`
-    /// allows, else the controller is removed.
-    fn reconnect_or_remove(&self, status: c_int) {
-        let n = self.core();
-        if self.core().state() != nb::nvme_ctrl_state_NVME_CTRL_CONNECTING {
-            return;
-        }
-        let delay = n.opts().reconnect_delay();
-        if n.should_reconnect(status) {
-            dev_info!(self.device(), "Reconnecting in {} seconds...\n", delay);
-            self.connect_work.queue_in(delay);
-        } else {
-            dev_info!(self.device(), "Removing controller ({})...\n", status);
-            n.delete();
-        }
-    }
 }
 
 /// Opens queue `qid`'s TCP connection and runs the ICReq/ICResp exchange.
@@ -573,11 +530,11 @@ unsafe impl CtrlOperations for TcpCtrl {
     fn submit_async_event(c: &Self) {
         let q = &c.queues[0];
         let req = &c.async_req;
-        // SAFETY: nvme-core submits one AER at a time, after the previous
-        // one completed; a completion is delivered only once the send side
-        // let go of the AER (its slot holds an early one), and a teardown
-        // resets the send side: nobody uses it now (as the C driver reuses
-        // `ctrl->async_req`).
+        // nvme-core submits one AER at a time, after the previous one
+        // completed; a completion is delivered only once the send side let
+        // go of the AER (its slot holds an early one), and a teardown resets
+        // the send side (as the C driver reuses `ctrl->async_req`).
+        // SAFETY: so nobody else uses the AER's cells now.
         let f = unsafe { req.fresh() };
         f.submit.cmd.0 = [0; pdu::CMD_PDU_LEN + pdu::DIGEST_LEN];
         f.submit.inline_len = 0;
@@ -623,83 +580,6 @@ pub(crate) fn complete_async_event(c: &TcpCtrl, status: u16, result: u64) -> boo
     }
     c.core().complete_async_event(status, result);
     true
-}
-
-/// Error recovery (C: `nvme_tcp_error_recovery_work`).
-///
-/// # Safety
-///
-/// Called by the workqueue with the `err_work` of a live controller.
-unsafe extern "C" fn err_work_fn(w: *mut kb::work_struct) {
-    let off = core::mem::offset_of!(TcpCtrl, err_work);
-    // SAFETY: `w` is the `err_work` of a live controller.
-    let c = unsafe { &*w.cast::<u8>().sub(off).cast::<TcpCtrl>() };
-    let n = c.core();
-    n.stop_keep_alive();
-    n.flush_async_event_work();
-    c.teardown_io_queues(false);
-    if n.has_io_tagset() {
-        // Fail pending requests fast.
-        n.unquiesce_io_queues();
-    }
-    c.teardown_admin_queue(false);
-    n.unquiesce_admin_queue();
-    n.auth_stop();
-    if !n.change_state(nb::nvme_ctrl_state_NVME_CTRL_CONNECTING) {
-        return;
-    }
-    c.reconnect_or_remove(0);
-}
-
-/// A delayed reconnect attempt (C: `nvme_tcp_reconnect_ctrl_work`).
-///
-/// # Safety
-///
-/// Called by the workqueue with the work of a live controller's
-/// `connect_work`.
-unsafe extern "C" fn connect_work_fn(w: *mut kb::work_struct) {
-    let off = core::mem::offset_of!(TcpCtrl, connect_work) + DelayedWork::WORK_OFFSET;
-    // SAFETY: `w` is the work of `connect_work` of a live controller.
-    let c = unsafe { &*w.cast::<u8>().sub(off).cast::<TcpCtrl>() };
-    let n = c.core();
-    n.set_nr_reconnects(n.nr_reconnects() + 1);
-    let max = c.core().opts().max_reconnects();
-    match c.setup(false) {
-        Ok(()) => {
-            dev_info!(c.device(), "Successfully reconnected (attempt {}/{})\n", n.nr_reconnects(), max);
-            n.set_nr_reconnects(0);
-        }
-        Err(e) => {
-            dev_info!(c.device(), "Failed reconnect attempt {}/{}\n", n.nr_reconnects(), max);
-            c.reconnect_or_remove(e.to_errno());
-        }
-    }
-}
-
-/// `nvme reset` (C: `nvme_reset_ctrl_work`).
-///
-/// # Safety
-///
-/// Called by nvme-core's workqueue with the `reset_work` of one of our
-/// live controllers.
-unsafe extern "C" fn reset_work_fn(w: *mut kb::work_struct) {
-    let off = core::mem::offset_of!(TcpCtrl, ctrl) + core::mem::offset_of!(nb::nvme_ctrl, reset_work);
-    // SAFETY: `w` is the `reset_work` of one of our live controllers.
-    let c = unsafe { &*w.cast::<u8>().sub(off).cast::<TcpCtrl>() };
-    let n = c.core();
-    n.stop();
-    c.teardown(false);
-    if !n.change_state(nb::nvme_ctrl_state_NVME_CTRL_CONNECTING) {
-        return;
-    }
-    match c.setup(false) {
-        Ok(()) => dev_info!(c.device(), "Successfully reconnected\n"),
-        Err(e) => {
-            n.set_nr_reconnects(n.nr_reconnects() + 1);
-            dev_warn!(c.device(), "failed to reconnect after reset: {}\n", e.to_errno());
-            c.reconnect_or_remove(e.to_errno());
-        }
-    }
 }
 
 /// The map type (default, read, poll) hardware context `hctx_idx`

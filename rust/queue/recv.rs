@@ -134,24 +134,16 @@ impl Queue {
     /// with SUCCESS): true when the caller ends the command now; false
     /// when the send side still owns the request and the completion is
     /// held for it, to deliver when it lets go ([`crate::proto::r2t`]).
+    /// Never under the send side: its pages would go back to their owner,
+    /// and the request to a new command, while it still sends from them.
     fn complete_or_hold(&self, req: &TcpRequest, status: u16, result: u64) -> Result<bool, i32> {
         req.held.status.store(status, Ordering::Relaxed);
         req.held.result.store(result, Ordering::Relaxed);
-        match self.slot_event(req, SlotEvent::ResponseArrived).map_err(|e| -e)? {
-            SlotAction::Hold => {
-                let sub = req.submit();
-                let what = if sub.write && sub.data_len > sub.inline_len { "its data was" } else { "the command was" };
-                dev_warn!(
-                    self.dev(),
-                    "queue {}: response for command id {:#x} before {} sent; held until then\n",
-                    self.qid,
-                    sub.command_id(),
-                    what
-                );
-                Ok(false)
-            }
-            _ => Ok(true),
-        }
+        // Held is not always the target's fault: on a poll queue the
+        // Response can be received between the send side's last sendmsg()
+        // and its note that it is done. The send side says which it was.
+        let action = self.slot_event(req, SlotEvent::ResponseArrived).map_err(|e| -e)?;
+        Ok(action != SlotAction::Hold)
     }
 
     /// [`Self::complete_or_hold`] for a blk-mq request found by its id.

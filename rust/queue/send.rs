@@ -100,7 +100,8 @@ impl Queue {
                     s.push(ptr);
                     self.start_r2t(req, s.fields(req))?;
                 }
-                SlotAction::Complete => self.complete_held(req),
+                // The R2T's data was never sent.
+                SlotAction::Complete => self.complete_held(req, true),
                 _ => s.push(ptr),
             }
         }
@@ -206,15 +207,26 @@ impl Queue {
                 s.cur = cur;
             }
             // The send side let go: the request may complete now.
-            SlotAction::Complete => self.complete_held(req),
+            SlotAction::Complete => self.complete_held(req, more_due),
             _ => {}
         }
         Ok(())
     }
 
     /// Completes a request whose completion the receive side held for the
-    /// send side, which just let go of it.
-    fn complete_held(&self, req: &TcpRequest) {
+    /// send side, which just let go of it. `early`: data was still due, so
+    /// the target answered before it had the command's data (a target
+    /// error, logged); else the Response only overtook the send side's own
+    /// bookkeeping (a poller received it right after the last send).
+    fn complete_held(&self, req: &TcpRequest, early: bool) {
+        if early {
+            dev_warn!(
+                self.dev(),
+                "queue {}: response for command id {:#x} before its data was sent\n",
+                self.qid,
+                req.submit().command_id()
+            );
+        }
         let status = req.held.status.load(Ordering::Relaxed);
         let result = req.held.result.load(Ordering::Relaxed);
         self.end_request(req, status, result);

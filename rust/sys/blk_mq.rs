@@ -409,10 +409,10 @@ impl<T: MqOperations> MqVTable<T> {
         let owner = unsafe { Self::owner(set) };
         match T::init_request(owner, hctx_idx) {
             Ok(value) => {
-                // SAFETY: the PDU holds `cmd_size` bytes, aligned by blk-mq
-                // for any driver data (cache line), holds no value yet and
-                // never moves; nobody else knows the request yet, so the
-                // `&mut` is unique.
+                // The PDU holds `cmd_size` bytes, aligned by blk-mq for any
+                // driver data (cache line), holds no value yet, never moves.
+                // SAFETY: so this write is valid; nobody else knows the
+                // request yet, so the `&mut` is unique.
                 let data = unsafe {
                     let pdu = kb::blk_mq_rq_to_pdu(rq).cast::<Pdu<T::RequestData>>();
                     core::ptr::write(pdu, Pdu { data: value, life: AtomicU8::new(Life::Idle as u8) });

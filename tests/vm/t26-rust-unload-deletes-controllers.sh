@@ -18,9 +18,14 @@ done
 [ ${#ctrls[@]} = 2 ] || fail "expected 2 controllers for $NQN, found ${#ctrls[@]}"
 for c in "${ctrls[@]}"; do assert_rust_ctrl "$c" || fail "$c is not served by rnvme_tcp"; done
 log "connected: ${ctrls[*]}"
+for c in "${ctrls[@]}"; do ns_dev_of "$c" >/dev/null || fail "no namespace for $c"; done
+# A namespace open keeps the module (nvme-core's own module reference; the
+# partition scan after connect opens it for a moment): only idle controllers
+# are deleted by unloading. They hold no reference of their own.
+for i in $(seq 100); do [ "$(cat /sys/module/rnvme_tcp/refcnt)" = 0 ] && break; sleep 0.1; done
+refs=$(cat /sys/module/rnvme_tcp/refcnt)
+[ "$refs" = 0 ] || fail "rnvme_tcp has $refs references with ${#ctrls[@]} idle controllers"
 dmesg_mark
-# A namespace open keeps the module (nvme-core's own module reference):
-# only an idle controller is deleted by unloading.
 run modprobe -r rnvme_tcp || fail "rnvme_tcp does not unload while controllers are connected"
 mod_loaded rnvme_tcp && fail "rnvme_tcp still loaded"
 for c in "${ctrls[@]}"; do
