@@ -1,14 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //! A queue's kernel TCP socket.
 
-use super::bindings as nb;
+use super::bindings::{self as nb, net};
 use kernel::{bindings as kb, error::to_result, prelude::*, types::Opaque};
-
-// Not in the kernel's `bindings` crate (its allowlist leaves it out);
-// `include/net/sock.h`: `void sk_net_refcnt_upgrade(struct sock *sk);`.
-extern "C" {
-    fn sk_net_refcnt_upgrade(sk: *mut kb::sock);
-}
 
 /// A transport address parsed by `inet_pton_with_scope()`.
 pub(crate) struct SockAddr(kb::__kernel_sockaddr_storage);
@@ -81,7 +75,7 @@ impl TcpSocket {
         // must, as long as it lives (C: `nvme_tcp_alloc_queue`).
         // SAFETY: a new socket of sock_create_kern(), whose `sk` is set and
         // holds no namespace reference yet.
-        unsafe { sk_net_refcnt_upgrade((*s.as_raw()).sk) };
+        unsafe { net::sk_net_refcnt_upgrade((*s.as_raw()).sk.cast()) };
         // SAFETY: `sock` is a valid new socket, not yet shared.
         unsafe { nb::rnvme_tcp_sock_setup(s.as_raw().cast(), tos) };
         if let Some(src) = src {
