@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
-/* C shims for rnvme-tcp; see helpers.h. */
+/*
+ * One-line forwards to static inlines and macros that Rust cannot call; see
+ * helpers.h. Driver logic lives in rust/sys/, not here.
+ */
 #include <linux/sched/mm.h>
 #include <linux/blk-mq.h>
 #include <linux/inet.h>
@@ -113,112 +116,15 @@ unsigned int rnvme_nr_cpu_ids(void)
 	return nr_cpu_ids;
 }
 
-static struct workqueue_struct *rnvme_wq;
-
-int rnvme_wq_init(void)
-{
-	rnvme_wq = alloc_workqueue("rnvme_tcp_wq", WQ_MEM_RECLAIM | WQ_HIGHPRI | WQ_PERCPU, 0);
-	return rnvme_wq ? 0 : -ENOMEM;
-}
-
-void rnvme_wq_destroy(void)
-{
-	destroy_workqueue(rnvme_wq);
-}
-
 void rnvme_init_work(struct work_struct *work, void (*fn)(struct work_struct *),
 		     struct lock_class_key *key)
 {
 	__INIT_WORK_KEY(work, fn, 0, key);
 }
 
-bool rnvme_queue_work(struct work_struct *work, int cpu)
+bool rnvme_sk_stream_is_writeable(struct sock *sk)
 {
-	return queue_work_on(cpu, rnvme_wq, work);
-}
-
-static void rnvme_data_ready(struct sock *sk)
-{
-	struct rnvme_sk_ctx *ctx;
-
-	read_lock_bh(&sk->sk_callback_lock);
-	ctx = sk->sk_user_data;
-	if (likely(ctx && READ_ONCE(ctx->rd_enabled)) && !READ_ONCE(ctx->polling))
-		queue_work_on(ctx->io_cpu, rnvme_wq, ctx->io_work);
-	read_unlock_bh(&sk->sk_callback_lock);
-}
-
-static void rnvme_write_space(struct sock *sk)
-{
-	struct rnvme_sk_ctx *ctx;
-
-	read_lock_bh(&sk->sk_callback_lock);
-	ctx = sk->sk_user_data;
-	if (likely(ctx && sk_stream_is_writeable(sk))) {
-		clear_bit(SOCK_NOSPACE, &sk->sk_socket->flags);
-		/* As nvme_tcp_write_space(): kTLS retries its pending records. */
-		if (READ_ONCE(ctx->tls))
-			ctx->saved_write_space(sk);
-		queue_work_on(ctx->io_cpu, rnvme_wq, ctx->io_work);
-	}
-	read_unlock_bh(&sk->sk_callback_lock);
-}
-
-static void rnvme_state_change(struct sock *sk)
-{
-	struct rnvme_sk_ctx *ctx;
-
-	read_lock_bh(&sk->sk_callback_lock);
-	ctx = sk->sk_user_data;
-	if (ctx) {
-		switch (sk->sk_state) {
-		case TCP_CLOSE:
-		case TCP_CLOSE_WAIT:
-		case TCP_LAST_ACK:
-		case TCP_FIN_WAIT1:
-		case TCP_FIN_WAIT2:
-			ctx->error(ctx->queue);
-			break;
-		default:
-			break;
-		}
-		ctx->saved_state_change(sk);
-	}
-	read_unlock_bh(&sk->sk_callback_lock);
-}
-
-void rnvme_sock_install(struct socket *sock, struct rnvme_sk_ctx *ctx)
-{
-	struct sock *sk = sock->sk;
-
-	write_lock_bh(&sk->sk_callback_lock);
-	sk->sk_user_data = ctx;
-	ctx->saved_data_ready = sk->sk_data_ready;
-	ctx->saved_write_space = sk->sk_write_space;
-	ctx->saved_state_change = sk->sk_state_change;
-	sk->sk_data_ready = rnvme_data_ready;
-	sk->sk_write_space = rnvme_write_space;
-	sk->sk_state_change = rnvme_state_change;
-	write_unlock_bh(&sk->sk_callback_lock);
-}
-
-void rnvme_sock_restore(struct socket *sock, struct rnvme_sk_ctx *ctx)
-{
-	struct sock *sk = sock->sk;
-
-	write_lock_bh(&sk->sk_callback_lock);
-	if (sk->sk_user_data == ctx) {
-		sk->sk_user_data = NULL;
-		sk->sk_data_ready = ctx->saved_data_ready;
-		sk->sk_write_space = ctx->saved_write_space;
-		sk->sk_state_change = ctx->saved_state_change;
-	}
-	write_unlock_bh(&sk->sk_callback_lock);
-}
-
-bool rnvme_sock_writeable(struct socket *sock)
-{
-	return sk_stream_is_writeable(sock->sk);
+	return sk_stream_is_writeable(sk);
 }
 
 int rnvme_sock_wmem_alloc(struct socket *sock)
@@ -449,16 +355,6 @@ void rnvme_complete_async_event(struct nvme_ctrl *ctrl, __le16 status, __le64 re
 	union nvme_result res = { .u64 = result };
 
 	nvme_complete_async_event(ctrl, status, &res);
-}
-
-void rnvme_init_delayed_work(struct delayed_work *dw, void (*fn)(struct work_struct *))
-{
-	INIT_DELAYED_WORK(dw, fn);
-}
-
-bool rnvme_queue_delayed_work(struct delayed_work *dw, unsigned int secs)
-{
-	return queue_delayed_work(rnvme_wq, dw, secs * HZ);
 }
 
 void rnvme_init_completion(struct completion *x)

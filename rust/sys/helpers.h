@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * C shims for static inlines and macros of nvme-core that Rust cannot call
- * directly. Each is a one-line forward; no logic lives here.
+ * C shims for static inlines and macros (of nvme-core, the socket layer,
+ * iov_iter) that Rust cannot call directly. Each is a one-line forward; the
+ * driver logic around them is in rust/sys/.
  */
 #ifndef RNVME_TCP_HELPERS_H
 #define RNVME_TCP_HELPERS_H
@@ -37,6 +38,7 @@ void rnvme_tcp_sock_setup(struct socket *sock, int tos);
 int rnvme_parse_addr(const char *addr, const char *port, struct sockaddr_storage *out);
 
 struct work_struct;
+struct lock_class_key;
 struct sock;
 struct iov_iter;
 struct bio;
@@ -47,39 +49,13 @@ struct blk_mq_hw_ctx;
 int rnvme_next_online_cpu(int cpu);
 unsigned int rnvme_nr_cpu_ids(void);
 
-/* The module's workqueue (WQ_MEM_RECLAIM | WQ_HIGHPRI, as nvme_tcp_wq). */
-int rnvme_wq_init(void);
-void rnvme_wq_destroy(void);
 /* INIT_WORK with the caller's lockdep class: one INIT_WORK site here would
  * put every work item of the module in one class, and err_work flushing
  * io_work would read as recursive locking. */
 void rnvme_init_work(struct work_struct *work, void (*fn)(struct work_struct *),
 		     struct lock_class_key *key);
-/* queue_work_on(cpu, rnvme_wq, work). */
-bool rnvme_queue_work(struct work_struct *work, int cpu);
-
-/*
- * What a queue's socket callbacks need, reached through sk_user_data under
- * sk_callback_lock (the callbacks run in softirq context): the queue's
- * io_work to kick and the function that starts error recovery.
- */
-struct rnvme_sk_ctx {
-	struct work_struct *io_work;
-	int io_cpu;
-	bool rd_enabled;
-	/* A blk-mq poller is receiving: data_ready leaves the bytes to it. */
-	bool polling;
-	/* A TLS queue: write_space also runs kTLS's own (pending records). */
-	bool tls;
-	void *queue;
-	void (*error)(void *queue);
-	void (*saved_data_ready)(struct sock *sk);
-	void (*saved_write_space)(struct sock *sk);
-	void (*saved_state_change)(struct sock *sk);
-};
-void rnvme_sock_install(struct socket *sock, struct rnvme_sk_ctx *ctx);
-void rnvme_sock_restore(struct socket *sock, struct rnvme_sk_ctx *ctx);
-bool rnvme_sock_writeable(struct socket *sock);
+/* sk_stream_is_writeable(): the socket has room for more sends. */
+bool rnvme_sk_stream_is_writeable(struct sock *sk);
 /* sk_wmem_alloc_get(): bytes of sent data the socket still holds. */
 int rnvme_sock_wmem_alloc(struct socket *sock);
 /* memalloc_noio_save()/_restore() of the current task. */
@@ -152,11 +128,6 @@ void rnvme_complete_async_event(struct nvme_ctrl *ctrl, __le16 status, __le64 re
 
 /* SO_BINDTODEVICE to an existing interface (C driver: host_iface). */
 int rnvme_sock_bind_iface(struct socket *sock, char *iface);
-
-struct delayed_work;
-void rnvme_init_delayed_work(struct delayed_work *dw, void (*fn)(struct work_struct *));
-/* queue_delayed_work(rnvme_wq, dw, secs * HZ). */
-bool rnvme_queue_delayed_work(struct delayed_work *dw, unsigned int secs);
 
 struct completion;
 /* init_completion(). */
