@@ -142,69 +142,19 @@ void rnvme_memalloc_noio_restore(unsigned int flags)
 	memalloc_noio_restore(flags);
 }
 
-struct rnvme_push {
-	void *ctx;
-	int (*actor)(void *ctx, struct sk_buff *skb, unsigned int off, size_t len);
-};
-
-static int rnvme_push_actor(read_descriptor_t *desc, struct sk_buff *skb,
-			    unsigned int off, size_t len)
+int rnvme_sock_error(struct sock *sk)
 {
-	struct rnvme_push *p = desc->arg.data;
-	int used = p->actor(p->ctx, skb, off, len);
-
-	/* An error, or a queue that stopped short: read no further. */
-	if (used < 0 || (size_t)used < len)
-		desc->count = 0;
-	return used;
+	return sock_error(sk);
 }
 
-/* read_sock() over the queued skbs, each range handed to `actor`. */
-static int rnvme_read_sock(struct socket *sock, void *ctx,
-			   int (*actor)(void *ctx, struct sk_buff *skb, unsigned int off, size_t len))
+void rnvme_local_bh_disable(void)
 {
-	struct rnvme_push p = { .ctx = ctx, .actor = actor };
-	read_descriptor_t desc = { .arg.data = &p, .count = 1 };
-
-	return sock->ops->read_sock(sock->sk, &desc, rnvme_push_actor);
-}
-
-int rnvme_sock_read_push(struct socket *sock, void *ctx,
-			 int (*actor)(void *ctx, struct sk_buff *skb, unsigned int off, size_t len))
-{
-	struct sock *sk = sock->sk;
-	int ret;
-
 	local_bh_disable();
-	bh_lock_sock(sk);
-	ret = sock_owned_by_user(sk) ? -EBUSY : rnvme_read_sock(sock, ctx, actor);
-	bh_unlock_sock(sk);
-	local_bh_enable();
-	return ret;
 }
 
-int rnvme_sock_read_locked(struct socket *sock, void *ctx,
-			   int (*actor)(void *ctx, struct sk_buff *skb, unsigned int off, size_t len))
+void rnvme_local_bh_enable(void)
 {
-	struct sock *sk = sock->sk;
-	int ret;
-
-	lock_sock(sk);
-	ret = rnvme_read_sock(sock, ctx, actor);
-	/*
-	 * Once the queue is drained, say what recvmsg() would: the socket's
-	 * error, or -ESHUTDOWN where it returns 0 for the peer's FIN.
-	 */
-	if (ret >= 0 && skb_queue_empty(&sk->sk_receive_queue)) {
-		int err = sock_error(sk);
-
-		if (err)
-			ret = err;
-		else if (sk->sk_shutdown & RCV_SHUTDOWN)
-			ret = -ESHUTDOWN;
-	}
-	release_sock(sk);
-	return ret;
+	local_bh_enable();
 }
 
 bool rnvme_iter_sendpages_ok(const struct iov_iter *it, size_t len)

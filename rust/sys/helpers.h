@@ -62,26 +62,11 @@ int rnvme_sock_wmem_alloc(struct socket *sock);
 unsigned int rnvme_memalloc_noio_save(void);
 void rnvme_memalloc_noio_restore(unsigned int flags);
 
-struct sk_buff;
-/*
- * Push-mode receive for the poll path: runs sock->ops->read_sock() under
- * bh_lock_sock (never sleeps), as the softirq receive path would, unless a
- * task owns the socket (then -EBUSY: that task is receiving). `actor` gets
- * each queued skb range and returns the bytes it used, or a negative errno;
- * it is never given more than the socket holds. Returns what read_sock()
- * returns: bytes consumed, or a negative errno.
- */
-int rnvme_sock_read_push(struct socket *sock, void *ctx,
-			 int (*actor)(void *ctx, struct sk_buff *skb, unsigned int off, size_t len));
-
-/*
- * The same from a task that may sleep (io_work in read_sock mode): under
- * lock_sock(), as the C driver's nvme_tcp_try_recv(). Once everything
- * queued is consumed it also reports the socket's error (negative errno) or
- * the peer's FIN (-ESHUTDOWN), as recvmsg() would.
- */
-int rnvme_sock_read_locked(struct socket *sock, void *ctx,
-			   int (*actor)(void *ctx, struct sk_buff *skb, unsigned int off, size_t len));
+/* sock_error(): takes the socket's pending error, as a negative errno. */
+int rnvme_sock_error(struct sock *sk);
+/* local_bh_disable()/local_bh_enable(). */
+void rnvme_local_bh_disable(void);
+void rnvme_local_bh_enable(void);
 
 /* nvme_tcp_init_iter(): an iterator over `bio` (or the special payload). */
 void rnvme_rq_init_iter(struct iov_iter *it, struct request *rq, struct bio *bio, unsigned int dir);

@@ -193,15 +193,91 @@ impl TcpSocket {
         ctx: *mut c_void,
         actor: unsafe extern "C" fn(*mut c_void, *mut kb::sk_buff, c_uint, usize) -> c_int,
     ) -> c_int {
-        // SAFETY: the socket is valid (invariant); `ctx` and `actor` by the
-        // caller.
-        unsafe {
-            if may_sleep {
-                nb::rnvme_sock_read_locked(self.as_raw().cast(), ctx, Some(actor))
-            } else {
-                nb::rnvme_sock_read_push(self.as_raw().cast(), ctx, Some(actor))
+        let push = Push { ctx, actor };
+        let mut desc = kb::read_descriptor_t {
+            written: 0,
+            // Non-zero: read on; `push_actor` clears it to stop.
+            count: 1,
+            arg: kb::read_descriptor_t__bindgen_ty_1 { data: (&raw const push).cast_mut().cast() },
+            error: 0,
+        };
+        let sk = self.sk();
+        if may_sleep {
+            // As the C driver's nvme_tcp_try_recv(): the socket lock, so the
+            // softirq receive path queues to the backlog meanwhile.
+            // SAFETY: a valid `sock`; `lock_sock()` may sleep, which the
+            // caller allows.
+            unsafe { net::lock_sock_nested(sk, 0) };
+            // SAFETY: the socket is locked; `desc` carries `push`, alive
+            // for the call, and the caller's `actor`/`ctx` contract.
+            let mut ret = unsafe { self.read_desc(&mut desc) };
+            // Once everything queued is consumed, say what recvmsg() would:
+            // the socket's error, or -ESHUTDOWN where it returns 0 for the
+            // peer's FIN. Stable here: under lock_sock() the softirq path
+            // only adds to the backlog, which release_sock() processes.
+            // SAFETY: a valid `sock`, locked by us.
+            if ret >= 0 && unsafe { receive_queue_empty(sk) } {
+                // SAFETY: as above; sock_error() takes the error atomically.
+                let err = unsafe { nb::rnvme_sock_error(sk.cast()) };
+                // SAFETY: as above; a byte the FIN handling sets.
+                let shut = unsafe { core::ptr::read_volatile(&raw const (*sk).sk_shutdown) };
+                if err != 0 {
+                    ret = err;
+                } else if u32::from(shut) & net::RCV_SHUTDOWN != 0 {
+                    ret = -(kb::ESHUTDOWN as c_int);
+                }
             }
+            // SAFETY: locked above, by this task.
+            unsafe { net::release_sock(sk) };
+            ret
+        } else {
+            // Push mode for pollers, which must not sleep: as the softirq
+            // receive path would, under the socket spinlock with bottom
+            // halves off (`bh_lock_sock()`), unless a task owns the socket
+            // (`sock_owned_by_user()`): that task is receiving, -EBUSY.
+            // SAFETY: a valid `sock`.
+            let so = unsafe { slock_owned(sk) };
+            // SAFETY: `slock` is the socket's initialised spinlock
+            // (`slock_owned`); bottom halves stay off while it is held, so
+            // the softirq path on this CPU cannot spin on it.
+            unsafe {
+                nb::rnvme_local_bh_disable();
+                kb::spin_lock(&raw mut (*so).slock);
+            }
+            // SAFETY: `owned` is written under `slock`, which we hold.
+            let ret = if unsafe { (*so).owned } != 0 {
+                -(kb::EBUSY as c_int)
+            } else {
+                // SAFETY: the socket spinlock is held and no task owns the
+                // socket; `desc` as above; `actor` does not sleep (caller).
+                unsafe { self.read_desc(&mut desc) }
+            };
+            // SAFETY: taken above, on this CPU.
+            unsafe {
+                kb::spin_unlock(&raw mut (*so).slock);
+                nb::rnvme_local_bh_enable();
+            }
+            ret
         }
+    }
+
+    /// `sock->ops->read_sock()` with [`push_actor`] over `desc`.
+    ///
+    /// # Safety
+    ///
+    /// The socket is locked as `read_sock()` requires (`lock_sock()`, or
+    /// its spinlock with no owner); `desc.arg.data` is a [`Push`] valid for
+    /// the call, whose `actor` may be called with its `ctx`.
+    unsafe fn read_desc(&self, desc: &mut kb::read_descriptor_t) -> c_int {
+        let sock = self.as_raw();
+        // SAFETY: a valid socket (invariant), whose `ops` the socket layer
+        // set at creation (TCP's, or kTLS's once a TLS session is on it).
+        let Some(read_sock) = (unsafe { (*(*sock).ops).read_sock }) else {
+            return -(kb::EOPNOTSUPP as c_int);
+        };
+        // SAFETY: the socket is valid and locked (caller); `desc` is a
+        // live descriptor whose `arg` `push_actor` expects (caller).
+        unsafe { read_sock((*sock).sk, desc, Some(push_actor)) }
     }
 
     /// Receives into `buf` with `flags`. `Ok(0)` means the peer closed;
@@ -250,6 +326,69 @@ impl Drop for TcpSocket {
         unsafe { nb::rnvme_memalloc_noio_restore(noio) };
     }
 }
+
+/// What `read_sock()`'s descriptor carries to [`push_actor`]: the caller's
+/// actor and its context (C: `desc->arg.data`).
+struct Push {
+    ctx: *mut c_void,
+    actor: unsafe extern "C" fn(*mut c_void, *mut kb::sk_buff, c_uint, usize) -> c_int,
+}
+
+/// `read_sock()`'s actor: hands the skb range to the caller's actor and
+/// stops the read once that errs or takes less than it was given.
+///
+/// # Safety
+///
+/// Called by `read_sock()` from [`TcpSocket::read_desc`], with the
+/// descriptor built there (its `arg.data` a live [`Push`]) and an skb
+/// holding `len` bytes from `off`.
+unsafe extern "C" fn push_actor(desc: *mut kb::read_descriptor_t, skb: *mut kb::sk_buff, off: c_uint, len: usize) -> c_int {
+    // SAFETY: `desc` is the descriptor of `read_desc`, whose `arg.data` is
+    // a `Push` on its caller's stack, only read here (caller).
+    let push = unsafe { &*(*desc).arg.data.cast::<Push>() };
+    // SAFETY: `actor` may be called with `ctx` during `read_sock` (its
+    // caller's contract), and the skb range is held by read_sock().
+    let used = unsafe { (push.actor)(push.ctx, skb, off, len) };
+    // An error, or a queue that stopped short: read no further.
+    if !matches!(usize::try_from(used), Ok(u) if u >= len) {
+        // SAFETY: the descriptor is read_sock()'s, alive during the call
+        // and touched by nobody else meanwhile (read_sock() is synchronous).
+        unsafe { (*desc).count = 0 };
+    }
+    used
+}
+
+/// Whether the socket's receive queue holds no skb (`skb_queue_empty()`).
+///
+/// # Safety
+///
+/// `sk` is valid; the caller holds the socket lock.
+unsafe fn receive_queue_empty(sk: *mut net::sock) -> bool {
+    // SAFETY: a valid `sock` (caller). An empty `sk_buff_head` points at
+    // itself; `next` is the first member of either view of its union.
+    unsafe {
+        let q = &raw mut (*sk).sk_receive_queue;
+        (*q).__bindgen_anon_1.__bindgen_anon_1.next == q.cast()
+    }
+}
+
+/// The socket spinlock and its owner flag: C's `sk->sk_lock.slock` and
+/// `.owned`, which `bh_lock_sock()` and `sock_owned_by_user()` use.
+///
+/// `socket_lock_t` is opaque in the `net` bindings (see
+/// `gen-bindings.sh`); `struct slock_owned` is its union's first member
+/// and the union its first member, so both start at `sk_lock`.
+///
+/// # Safety
+///
+/// `sk` is valid.
+unsafe fn slock_owned(sk: *mut net::sock) -> *mut net::socket_lock_t__bindgen_ty_1_slock_owned {
+    // SAFETY: a valid `sock` (caller); only the address is taken.
+    unsafe { (&raw mut (*sk).sk_lock).cast() }
+}
+const _: () = assert!(
+    core::mem::size_of::<net::socket_lock_t__bindgen_ty_1_slock_owned>() <= core::mem::size_of::<net::socket_lock_t>()
+);
 
 /// What the socket callbacks found installed, fixed from
 /// [`SockCallbacks::install`] until [`SockCallbacks::restore`].
