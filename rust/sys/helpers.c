@@ -42,68 +42,9 @@ struct net *rnvme_current_net(void)
 	return current->nsproxy->net_ns;
 }
 
-#ifdef CONFIG_DEBUG_LOCK_ALLOC
-/* lockdep: NVMe/TCP sockets get their own lock classes, as in tcp.c. */
-static struct lock_class_key rnvme_tcp_sk_key[2];
-static struct lock_class_key rnvme_tcp_slock_key[2];
-
-static void rnvme_reclassify_socket(struct socket *sock)
-{
-	struct sock *sk = sock->sk;
-
-	if (WARN_ON_ONCE(!sock_allow_reclassification(sk)))
-		return;
-	switch (sk->sk_family) {
-	case AF_INET:
-		sock_lock_init_class_and_name(sk, "slock-AF_INET-RNVME",
-					      &rnvme_tcp_slock_key[0],
-					      "sk_lock-AF_INET-RNVME",
-					      &rnvme_tcp_sk_key[0]);
-		break;
-	case AF_INET6:
-		sock_lock_init_class_and_name(sk, "slock-AF_INET6-RNVME",
-					      &rnvme_tcp_slock_key[1],
-					      "sk_lock-AF_INET6-RNVME",
-					      &rnvme_tcp_sk_key[1]);
-		break;
-	}
-}
-#else
-static void rnvme_reclassify_socket(struct socket *sock) { }
-#endif
-
-void rnvme_tcp_sock_setup(struct socket *sock, int tos)
-{
-	struct sock *sk = sock->sk;
-
-	tcp_sock_set_syncnt(sk, 1);
-	tcp_sock_set_nodelay(sk);
-	sock_no_linger(sk);
-	if (tos >= 0)
-		ip_sock_set_tos(sk, tos);
-	sk->sk_rcvtimeo = 10 * HZ;
-	sk->sk_allocation = GFP_ATOMIC;
-	sk->sk_use_task_frag = false;
-	sk_set_memalloc(sk);
-	rnvme_reclassify_socket(sock);
-}
-
 int rnvme_parse_addr(const char *addr, const char *port, struct sockaddr_storage *out)
 {
 	return inet_pton_with_scope(&init_net, AF_UNSPEC, addr, port, out);
-}
-
-int rnvme_sock_bind_iface(struct socket *sock, char *iface)
-{
-	struct net_device *ndev;
-
-	rcu_read_lock();
-	ndev = dev_get_by_name_rcu(&init_net, iface);
-	rcu_read_unlock();
-	if (!ndev)
-		return -ENODEV;
-	return sock_setsockopt(sock, SOL_SOCKET, SO_BINDTODEVICE,
-			       KERNEL_SOCKPTR(iface), strlen(iface));
 }
 
 int rnvme_next_online_cpu(int cpu)
@@ -155,6 +96,17 @@ void rnvme_local_bh_disable(void)
 void rnvme_local_bh_enable(void)
 {
 	local_bh_enable();
+}
+
+bool rnvme_sock_allow_reclassification(struct sock *sk)
+{
+	return sock_allow_reclassification(sk);
+}
+
+void rnvme_sock_lock_init_class_and_name(struct sock *sk, const char *sname, struct lock_class_key *skey,
+					 const char *name, struct lock_class_key *key)
+{
+	sock_lock_init_class_and_name(sk, sname, skey, name, key);
 }
 
 bool rnvme_iter_sendpages_ok(const struct iov_iter *it, size_t len)

@@ -27,13 +27,6 @@ struct sockaddr_storage;
 
 /* The network namespace of the task creating a controller (as the C driver). */
 struct net *rnvme_current_net(void);
-/*
- * Socket options of an NVMe/TCP queue, exactly as nvme_tcp_alloc_queue()
- * sets them: one SYN retry, TCP_NODELAY, no linger, 10 s receive timeout for
- * the ICResp, atomic allocations, no task frags, memalloc, TOS if tos >= 0,
- * and (with lockdep) the nvme socket lock classes.
- */
-void rnvme_tcp_sock_setup(struct socket *sock, int tos);
 /* inet_pton_with_scope() for traddr/trsvcid, into *addr; returns errno. */
 int rnvme_parse_addr(const char *addr, const char *port, struct sockaddr_storage *out);
 
@@ -67,6 +60,12 @@ int rnvme_sock_error(struct sock *sk);
 /* local_bh_disable()/local_bh_enable(). */
 void rnvme_local_bh_disable(void);
 void rnvme_local_bh_enable(void);
+
+/* lockdep: whether nobody holds the socket lock, so it may be reclassified. */
+bool rnvme_sock_allow_reclassification(struct sock *sk);
+/* sock_lock_init_class_and_name() (a macro, with THIS_MODULE as owner). */
+void rnvme_sock_lock_init_class_and_name(struct sock *sk, const char *sname, struct lock_class_key *skey,
+					 const char *name, struct lock_class_key *key);
 
 /* nvme_tcp_init_iter(): an iterator over `bio` (or the special payload). */
 void rnvme_rq_init_iter(struct iov_iter *it, struct request *rq, struct bio *bio, unsigned int dir);
@@ -110,9 +109,6 @@ void rnvme_complete_timed_out_request(struct request *rq);
 
 /* nvme_complete_async_event() with the result by value. */
 void rnvme_complete_async_event(struct nvme_ctrl *ctrl, __le16 status, __le64 result);
-
-/* SO_BINDTODEVICE to an existing interface (C driver: host_iface). */
-int rnvme_sock_bind_iface(struct socket *sock, char *iface);
 
 struct completion;
 /* init_completion(). */

@@ -79,8 +79,8 @@ impl TcpSocket {
         // SAFETY: a new socket of sock_create_kern(), whose `sk` is set and
         // holds no namespace reference yet.
         unsafe { net::sk_net_refcnt_upgrade(s.sk()) };
-        // SAFETY: `sock` is a valid new socket, not yet shared.
-        unsafe { nb::rnvme_tcp_sock_setup(s.as_raw().cast(), tos) };
+        // SAFETY: a new socket, not yet shared (no callbacks installed).
+        unsafe { s.setup(tos) };
         if let Some(src) = src {
             // SAFETY: the address storage is valid for its full size.
             to_result(unsafe {
@@ -93,8 +93,7 @@ impl TcpSocket {
             .inspect_err(|e| pr_err!("failed to bind to host_traddr: {}\n", e.to_errno()))?;
         }
         if let Some(iface) = iface {
-            // SAFETY: the socket is valid and `iface` NUL-terminated.
-            to_result(unsafe { nb::rnvme_sock_bind_iface(s.as_raw().cast(), iface.as_char_ptr().cast_mut()) })
+            s.bind_iface(iface)
                 .inspect_err(|e| pr_err!("failed to bind to interface {}: {}\n", iface, e.to_errno()))?;
         }
         // SAFETY: the address storage is valid for its full size.
@@ -114,6 +113,66 @@ impl TcpSocket {
         // SAFETY: the socket is valid (invariant); sock_create_kern() set
         // `sk`, which stays until the socket is released.
         unsafe { (*self.as_raw()).sk.cast() }
+    }
+
+    /// Socket options of an NVMe/TCP queue, exactly as
+    /// `nvme_tcp_alloc_queue()` sets them: one SYN retry, TCP_NODELAY, no
+    /// linger, TOS if `tos >= 0`, a 10 s receive timeout (the ICResp is
+    /// received blocking), atomic allocations and no task frags (sends run
+    /// in io_work, which may run during memory reclaim), memalloc (the
+    /// socket may dip into reserves to write back pages), and the NVMe/TCP
+    /// lockdep classes.
+    ///
+    /// # Safety
+    ///
+    /// The socket is new and not shared: no callbacks are installed and
+    /// nobody else holds it, so its fields may be written without its lock.
+    unsafe fn setup(&self, tos: c_int) {
+        let sk = self.sk();
+        let rcvtimeo = c_long::try_from(kernel::time::msecs_to_jiffies(10_000)).unwrap_or(c_long::MAX);
+        // SAFETY: a valid `sock` (`Self::sk`), ours alone (caller). The
+        // option setters lock the socket themselves; syncnt 1 is in range,
+        // so it cannot fail.
+        unsafe {
+            net::tcp_sock_set_syncnt(sk, 1);
+            net::tcp_sock_set_nodelay(sk);
+            net::sock_no_linger(sk);
+            if tos >= 0 {
+                net::ip_sock_set_tos(sk, tos);
+            }
+            (*sk).sk_rcvtimeo = rcvtimeo;
+            (*sk).sk_allocation = kb::GFP_ATOMIC;
+            (*sk).sk_use_task_frag = false;
+            net::sk_set_memalloc(sk);
+            reclassify(sk);
+        }
+    }
+
+    /// `SO_BINDTODEVICE` to `iface`, which must exist (C driver:
+    /// `host_iface`, looked up in the initial namespace as there).
+    fn bind_iface(&self, iface: &CStr) -> Result {
+        let found = {
+            let _rcu = kernel::sync::rcu::read_lock();
+            // SAFETY: under the RCU read lock, as the function requires;
+            // `init_net` lives for ever, `iface` is NUL-terminated. The
+            // device is only tested for, never dereferenced.
+            !unsafe { net::dev_get_by_name_rcu(&raw mut kb::init_net, iface.as_char_ptr()) }.is_null()
+        };
+        if !found {
+            return Err(ENODEV);
+        }
+        let len = c_uint::try_from(iface.to_bytes().len()).map_err(|_| EINVAL)?;
+        // SAFETY: `sockptr_t` is a pointer union and a flag: all-zero is a
+        // null user pointer.
+        let mut opt: kb::sockptr_t = unsafe { core::mem::zeroed() };
+        // KERNEL_SOCKPTR(iface): setsockopt copies `len` bytes from it.
+        opt.__bindgen_anon_1.kernel = iface.as_char_ptr().cast_mut().cast();
+        opt.set_is_kernel(true);
+        // SAFETY: the socket is valid (invariant); `opt` points at `len`
+        // readable bytes of `iface`, alive for the call.
+        to_result(unsafe {
+            net::sock_setsockopt(self.as_raw(), kb::SOL_SOCKET as c_int, kb::SO_BINDTODEVICE as c_int, opt, len)
+        })
     }
 
     /// Whether the socket still holds sent data (`sk_wmem_alloc_get()`):
@@ -389,6 +448,60 @@ unsafe fn slock_owned(sk: *mut net::sock) -> *mut net::socket_lock_t__bindgen_ty
 const _: () = assert!(
     core::mem::size_of::<net::socket_lock_t__bindgen_ty_1_slock_owned>() <= core::mem::size_of::<net::socket_lock_t>()
 );
+
+/// lockdep classes of NVMe/TCP sockets (C: `nvme_tcp_reclassify_socket`),
+/// one pair per address family, with the C driver's names but "RNVME".
+#[cfg(CONFIG_DEBUG_LOCK_ALLOC)]
+mod lock_classes {
+    use kernel::sync::LockClassKey;
+
+    // SAFETY: in static memory, so pinned and never dropped.
+    pub(super) static SK_INET: LockClassKey = unsafe { LockClassKey::new_static() };
+    // SAFETY: as above.
+    pub(super) static SLOCK_INET: LockClassKey = unsafe { LockClassKey::new_static() };
+    // SAFETY: as above.
+    pub(super) static SK_INET6: LockClassKey = unsafe { LockClassKey::new_static() };
+    // SAFETY: as above.
+    pub(super) static SLOCK_INET6: LockClassKey = unsafe { LockClassKey::new_static() };
+}
+
+/// Gives a new NVMe/TCP socket its own lockdep classes, as the C driver
+/// does: its lock is taken on the block layer's I/O path (memory reclaim
+/// included), other TCP sockets' under locks that allocate, so in one
+/// class lockdep would report dependencies that cannot deadlock.
+///
+/// # Safety
+///
+/// `sk` is valid, new and not locked by anyone.
+#[cfg(CONFIG_DEBUG_LOCK_ALLOC)]
+unsafe fn reclassify(sk: *mut net::sock) {
+    use lock_classes::*;
+    // SAFETY: a valid `sock` (caller).
+    if !unsafe { nb::rnvme_sock_allow_reclassification(sk.cast()) } {
+        kernel::pr_warn_once!("socket locked at set-up, lockdep class not changed\n");
+        return;
+    }
+    // SAFETY: a valid `sock`; the family is set at creation.
+    let family = u32::from(unsafe { (*sk).__sk_common.skc_family });
+    let (sname, skey, name, key) = match family {
+        kb::AF_INET => (c"slock-AF_INET-RNVME", &SLOCK_INET, c"sk_lock-AF_INET-RNVME", &SK_INET),
+        kb::AF_INET6 => (c"slock-AF_INET6-RNVME", &SLOCK_INET6, c"sk_lock-AF_INET6-RNVME", &SK_INET6),
+        _ => return,
+    };
+    // SAFETY: a valid, unlocked `sock` (checked above); names and keys are
+    // static, as lockdep keeps them.
+    unsafe {
+        nb::rnvme_sock_lock_init_class_and_name(sk.cast(), sname.as_char_ptr(), skey.as_ptr(), name.as_char_ptr(), key.as_ptr())
+    };
+}
+
+/// Without lockdep there are no classes to set.
+///
+/// # Safety
+///
+/// As with lockdep (nothing to uphold here).
+#[cfg(not(CONFIG_DEBUG_LOCK_ALLOC))]
+unsafe fn reclassify(_sk: *mut net::sock) {}
 
 /// What the socket callbacks found installed, fixed from
 /// [`SockCallbacks::install`] until [`SockCallbacks::restore`].
