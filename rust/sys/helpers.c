@@ -109,50 +109,6 @@ void rnvme_sock_lock_init_class_and_name(struct sock *sk, const char *sname, str
 	sock_lock_init_class_and_name(sk, sname, skey, name, key);
 }
 
-bool rnvme_iter_sendpages_ok(const struct iov_iter *it, size_t len)
-{
-	const struct bio_vec *bv;
-	unsigned long nr;
-	size_t skip;
-
-	if (!iov_iter_is_bvec(it))
-		return false;
-	bv = it->bvec;
-	nr = it->nr_segs;
-	skip = it->iov_offset;
-	for (; len && nr; bv++, nr--, skip = 0) {
-		size_t seg = min_t(size_t, bv->bv_len - skip, len);
-
-		if (!sendpages_ok(bv->bv_page, seg, bv->bv_offset + skip))
-			return false;
-		len -= seg;
-	}
-	return true;
-}
-
-void rnvme_rq_init_iter(struct iov_iter *it, struct request *rq, struct bio *bio, unsigned int dir)
-{
-	if (rq->rq_flags & RQF_SPECIAL_PAYLOAD) {
-		iov_iter_bvec(it, dir, &rq->special_vec, 1, blk_rq_payload_bytes(rq));
-		it->iov_offset = 0;
-	} else {
-		struct bvec_iter bi;
-		struct bio_vec bv;
-		int nr_bvec = 0;
-
-		bio_for_each_bvec(bv, bio, bi)
-			nr_bvec++;
-		iov_iter_bvec(it, dir, __bvec_iter_bvec(bio->bi_io_vec, bio->bi_iter), nr_bvec,
-			      bio->bi_iter.bi_size);
-		it->iov_offset = bio->bi_iter.bi_offset;
-	}
-}
-
-size_t rnvme_iov_iter_count(const struct iov_iter *it)
-{
-	return iov_iter_count(it);
-}
-
 unsigned int rnvme_rq_payload_bytes(struct request *rq)
 {
 	return blk_rq_nr_phys_segments(rq) ? blk_rq_payload_bytes(rq) : 0;
@@ -210,31 +166,9 @@ struct device *rnvme_ctrl_device(struct nvme_ctrl *ctrl)
 	return ctrl->device;
 }
 
-void rnvme_iov_iter_truncate(struct iov_iter *it, size_t count)
+bool rnvme_sendpages_ok(struct page *page, size_t len, size_t offset)
 {
-	iov_iter_truncate(it, count);
-}
-
-static size_t rnvme_crc_step(void *base, size_t progress, size_t len, void *priv, void *priv2)
-{
-	u32 *crcp = priv;
-
-	*crcp = crc32c(*crcp, base, len);
-	return 0;
-}
-
-u32 rnvme_iter_crc32c(const struct iov_iter *it, size_t n, u32 crc)
-{
-	struct iov_iter tmp = *it;
-	int err = 0;
-
-	iterate_and_advance_kernel(&tmp, n, &crc, &err, rnvme_crc_step);
-	return crc;
-}
-
-u32 rnvme_crc32c(u32 crc, const void *p, size_t len)
-{
-	return crc32c(crc, p, len);
+	return sendpages_ok(page, len, offset);
 }
 
 void rnvme_start_request(struct request *rq)
@@ -264,15 +198,8 @@ void rnvme_init_completion(struct completion *x)
 	init_completion(x);
 }
 
-static size_t rnvme_copy_step(void *base, size_t progress, size_t len, void *priv, void *priv2)
+size_t rnvme_iterate_and_advance_kernel(struct iov_iter *it, size_t len, void *priv, void *priv2,
+					size_t (*step)(void *base, size_t progress, size_t len, void *priv, void *priv2))
 {
-	memcpy((char *)priv + progress, base, len);
-	return 0;
-}
-
-size_t rnvme_iter_copy_out(struct iov_iter *it, void *buf, size_t n)
-{
-	int err = 0;
-
-	return iterate_and_advance_kernel(it, n, buf, &err, rnvme_copy_step);
+	return iterate_and_advance_kernel(it, len, priv, priv2, step);
 }

@@ -67,9 +67,6 @@ bool rnvme_sock_allow_reclassification(struct sock *sk);
 void rnvme_sock_lock_init_class_and_name(struct sock *sk, const char *sname, struct lock_class_key *skey,
 					 const char *name, struct lock_class_key *key);
 
-/* nvme_tcp_init_iter(): an iterator over `bio` (or the special payload). */
-void rnvme_rq_init_iter(struct iov_iter *it, struct request *rq, struct bio *bio, unsigned int dir);
-size_t rnvme_iov_iter_count(const struct iov_iter *it);
 unsigned int rnvme_rq_payload_bytes(struct request *rq);
 bool rnvme_rq_is_write(struct request *rq);
 bool rnvme_nvme_check_ready(struct nvme_ctrl *ctrl, struct request *rq, bool queue_live);
@@ -90,16 +87,9 @@ unsigned int rnvme_nvmf_nr_io_queues(struct nvmf_ctrl_options *opts);
 /* The address of ctrl->device's kobject name, for logs (dev_name()). */
 struct device *rnvme_ctrl_device(struct nvme_ctrl *ctrl);
 
-/*
- * Whether the first `len` bytes of a bvec iterator may be sent by reference
- * (MSG_SPLICE_PAGES): sendpages_ok() on every page, as nvme_tcp_try_send_data().
- * Slab pages (a discard's range list) and pages without a refcount may not.
- */
-bool rnvme_iter_sendpages_ok(const struct iov_iter *it, size_t len);
-void rnvme_iov_iter_truncate(struct iov_iter *it, size_t count);
-/* crc32c() over the first n bytes an iterator covers (the data digest). */
-u32 rnvme_iter_crc32c(const struct iov_iter *it, size_t n, u32 crc);
-u32 rnvme_crc32c(u32 crc, const void *p, size_t len);
+struct page;
+/* sendpages_ok(): every page of [offset, offset + len) may be sent by reference. */
+bool rnvme_sendpages_ok(struct page *page, size_t len, size_t offset);
 /* nvme_start_request(). */
 void rnvme_start_request(struct request *rq);
 
@@ -114,10 +104,11 @@ struct completion;
 /* init_completion(). */
 void rnvme_init_completion(struct completion *x);
 /*
- * Copies the first n bytes an iterator covers into buf and advances it past
- * them (iterate_and_advance_kernel(), as rnvme_iter_crc32c()): what a TLS
- * record that is not data left in a request's pages.
+ * iterate_and_advance_kernel() (__always_inline, takes its step function):
+ * `step` gets each mapped piece of the first `len` bytes; the iterator
+ * advances past what it used. Returns the bytes iterated.
  */
-size_t rnvme_iter_copy_out(struct iov_iter *it, void *buf, size_t n);
+size_t rnvme_iterate_and_advance_kernel(struct iov_iter *it, size_t len, void *priv, void *priv2,
+					size_t (*step)(void *base, size_t progress, size_t len, void *priv, void *priv2));
 
 #endif
