@@ -7,17 +7,9 @@
 #include <linux/blk-mq.h>
 #include <linux/inet.h>
 #include <linux/net.h>
-#include <linux/tcp.h>
 #include <net/sock.h>
-#include <net/tcp.h>
-#include <net/ip.h>
 #include <linux/workqueue.h>
-#include <linux/completion.h>
-#include <linux/uio.h>
-#include <linux/bvec.h>
 #include <linux/iov_iter.h>
-#include <linux/crc32.h>
-#include <linux/netdevice.h>
 #include "nvme.h"
 #include "fabrics.h"
 #include "helpers.h"
@@ -191,11 +183,6 @@ void rnvme_complete_async_event(struct nvme_ctrl *ctrl, __le16 status, __le64 re
 	union nvme_result res = { .u64 = result };
 
 	nvme_complete_async_event(ctrl, status, &res);
-}
-
-void rnvme_init_completion(struct completion *x)
-{
-	init_completion(x);
 }
 
 size_t rnvme_iterate_and_advance_kernel(struct iov_iter *it, size_t len, void *priv, void *priv2,

@@ -100,9 +100,6 @@ void rnvme_complete_timed_out_request(struct request *rq);
 /* nvme_complete_async_event() with the result by value. */
 void rnvme_complete_async_event(struct nvme_ctrl *ctrl, __le16 status, __le64 result);
 
-struct completion;
-/* init_completion(). */
-void rnvme_init_completion(struct completion *x);
 /*
  * iterate_and_advance_kernel() (__always_inline, takes its step function):
  * `step` gets each mapped piece of the first `len` bytes; the iterator
