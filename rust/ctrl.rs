@@ -164,10 +164,12 @@ impl TcpCtrl {
             b.err_work.init(err_work_fn, kernel::static_lock_class!());
             b.connect_work.init(connect_work_fn);
             // nvme-core's reset work (queued by `nvme reset`), ours to set up.
-            nb::rnvme_init_work(
+            kb::init_work_with_key(
                 (&raw mut (*n).reset_work).cast(),
                 Some(reset_work_fn),
-                kernel::static_lock_class!().as_ptr().cast(),
+                false,
+                c"rnvme_tcp_reset_work".as_char_ptr(),
+                kernel::static_lock_class!().as_ptr(),
             );
         }
         // Counted until free_ctrl: module exit waits for it.

@@ -10,6 +10,7 @@
 #include <linux/socket.h>
 #include <net/sock.h>
 #include <net/handshake.h>
+#include <linux/crc32.h>
 #include "nvme.h"
 #include "fabrics.h"
 #include "helpers.h"

@@ -25,6 +25,32 @@ mod generated {
 }
 pub(crate) use generated::*;
 
+/// The socket layer (`rust/sys/net.h`): `struct sock` with its fields, which
+/// the kernel's crate has only as an opaque type, and the socket calls of
+/// `sys::socket`. A different type from `kernel::bindings::sock`: a
+/// `socket`'s `sk` is cast once, in `sys::socket`. Generated with bindgen's
+/// layout tests, so a field this module reads cannot sit elsewhere than in C.
+#[allow(
+    dead_code,
+    missing_docs,
+    non_camel_case_types,
+    non_upper_case_globals,
+    non_snake_case,
+    improper_ctypes,
+    unreachable_pub,
+    unsafe_op_in_unsafe_fn,
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    clippy::ptr_as_ptr,
+    clippy::ref_as_ptr,
+    clippy::as_underscore,
+    clippy::cast_lossless
+)]
+pub(crate) mod net {
+    use kernel::bindings::*;
+    include!("generated/net_generated.rs");
+}
+
 // The protocol core's PDU layouts must be the kernel's, field by field.
 mod layout {
     use super::generated as b;

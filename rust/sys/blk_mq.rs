@@ -285,9 +285,11 @@ impl<T: MqOperations> TagSet<T> {
         if map.is_null() {
             return None;
         }
+        // SAFETY: `nr_cpu_ids` is set once at boot, before modules load.
+        let n = unsafe { kb::nr_cpu_ids } as usize;
         // SAFETY: blk-mq allocates `mq_map` with nr_cpu_ids entries for
         // every map of a tag set and keeps it while the tag set lives.
-        Some(unsafe { core::slice::from_raw_parts(map, nb::rnvme_nr_cpu_ids() as usize) })
+        Some(unsafe { core::slice::from_raw_parts(map, n) })
     }
 }
 

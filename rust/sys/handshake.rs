@@ -224,8 +224,10 @@ pub(crate) fn client_hello_psk(
         GFP_KERNEL,
     )
     .map_err(|_| HandshakeError::Start(ENOMEM))?;
-    // SAFETY: the completion is in the box, which does not move.
-    unsafe { nb::rnvme_init_completion(st.done.get().cast()) };
+    // SAFETY: the completion is in the box, which does not move, and not
+    // yet shared: nobody waits on or completes it before this returns
+    // (`init_completion()`, the kernel crate's helper).
+    unsafe { kb::init_completion(st.done.get()) };
     let timeout_ms = timeout_s.saturating_mul(1000);
     let mut args = nb::tls_handshake_args {
         ta_sock: sock.as_raw(),

@@ -1,28 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
-/* C shims for rnvme-tcp; see helpers.h. */
+/*
+ * One-line forwards to static inlines and macros that Rust cannot call; see
+ * helpers.h. Driver logic lives in rust/sys/, not here.
+ */
 #include <linux/sched/mm.h>
 #include <linux/blk-mq.h>
 #include <linux/inet.h>
 #include <linux/net.h>
-#include <linux/tcp.h>
 #include <net/sock.h>
-#include <net/tcp.h>
-#include <net/ip.h>
 #include <linux/workqueue.h>
-#include <linux/completion.h>
-#include <linux/uio.h>
-#include <linux/bvec.h>
 #include <linux/iov_iter.h>
-#include <linux/crc32.h>
-#include <linux/netdevice.h>
 #include "nvme.h"
 #include "fabrics.h"
 #include "helpers.h"
-
-u16 rnvme_nvme_cid(struct request *rq)
-{
-	return nvme_cid(rq);
-}
 
 struct request *rnvme_nvme_find_rq(struct blk_mq_tags *tags, u16 command_id)
 {
@@ -39,68 +29,9 @@ struct net *rnvme_current_net(void)
 	return current->nsproxy->net_ns;
 }
 
-#ifdef CONFIG_DEBUG_LOCK_ALLOC
-/* lockdep: NVMe/TCP sockets get their own lock classes, as in tcp.c. */
-static struct lock_class_key rnvme_tcp_sk_key[2];
-static struct lock_class_key rnvme_tcp_slock_key[2];
-
-static void rnvme_reclassify_socket(struct socket *sock)
-{
-	struct sock *sk = sock->sk;
-
-	if (WARN_ON_ONCE(!sock_allow_reclassification(sk)))
-		return;
-	switch (sk->sk_family) {
-	case AF_INET:
-		sock_lock_init_class_and_name(sk, "slock-AF_INET-RNVME",
-					      &rnvme_tcp_slock_key[0],
-					      "sk_lock-AF_INET-RNVME",
-					      &rnvme_tcp_sk_key[0]);
-		break;
-	case AF_INET6:
-		sock_lock_init_class_and_name(sk, "slock-AF_INET6-RNVME",
-					      &rnvme_tcp_slock_key[1],
-					      "sk_lock-AF_INET6-RNVME",
-					      &rnvme_tcp_sk_key[1]);
-		break;
-	}
-}
-#else
-static void rnvme_reclassify_socket(struct socket *sock) { }
-#endif
-
-void rnvme_tcp_sock_setup(struct socket *sock, int tos)
-{
-	struct sock *sk = sock->sk;
-
-	tcp_sock_set_syncnt(sk, 1);
-	tcp_sock_set_nodelay(sk);
-	sock_no_linger(sk);
-	if (tos >= 0)
-		ip_sock_set_tos(sk, tos);
-	sk->sk_rcvtimeo = 10 * HZ;
-	sk->sk_allocation = GFP_ATOMIC;
-	sk->sk_use_task_frag = false;
-	sk_set_memalloc(sk);
-	rnvme_reclassify_socket(sock);
-}
-
 int rnvme_parse_addr(const char *addr, const char *port, struct sockaddr_storage *out)
 {
 	return inet_pton_with_scope(&init_net, AF_UNSPEC, addr, port, out);
-}
-
-int rnvme_sock_bind_iface(struct socket *sock, char *iface)
-{
-	struct net_device *ndev;
-
-	rcu_read_lock();
-	ndev = dev_get_by_name_rcu(&init_net, iface);
-	rcu_read_unlock();
-	if (!ndev)
-		return -ENODEV;
-	return sock_setsockopt(sock, SOL_SOCKET, SO_BINDTODEVICE,
-			       KERNEL_SOCKPTR(iface), strlen(iface));
 }
 
 int rnvme_next_online_cpu(int cpu)
@@ -108,117 +39,9 @@ int rnvme_next_online_cpu(int cpu)
 	return cpumask_next(cpu, cpu_online_mask);
 }
 
-unsigned int rnvme_nr_cpu_ids(void)
+bool rnvme_sk_stream_is_writeable(struct sock *sk)
 {
-	return nr_cpu_ids;
-}
-
-static struct workqueue_struct *rnvme_wq;
-
-int rnvme_wq_init(void)
-{
-	rnvme_wq = alloc_workqueue("rnvme_tcp_wq", WQ_MEM_RECLAIM | WQ_HIGHPRI | WQ_PERCPU, 0);
-	return rnvme_wq ? 0 : -ENOMEM;
-}
-
-void rnvme_wq_destroy(void)
-{
-	destroy_workqueue(rnvme_wq);
-}
-
-void rnvme_init_work(struct work_struct *work, void (*fn)(struct work_struct *),
-		     struct lock_class_key *key)
-{
-	__INIT_WORK_KEY(work, fn, 0, key);
-}
-
-bool rnvme_queue_work(struct work_struct *work, int cpu)
-{
-	return queue_work_on(cpu, rnvme_wq, work);
-}
-
-static void rnvme_data_ready(struct sock *sk)
-{
-	struct rnvme_sk_ctx *ctx;
-
-	read_lock_bh(&sk->sk_callback_lock);
-	ctx = sk->sk_user_data;
-	if (likely(ctx && READ_ONCE(ctx->rd_enabled)) && !READ_ONCE(ctx->polling))
-		queue_work_on(ctx->io_cpu, rnvme_wq, ctx->io_work);
-	read_unlock_bh(&sk->sk_callback_lock);
-}
-
-static void rnvme_write_space(struct sock *sk)
-{
-	struct rnvme_sk_ctx *ctx;
-
-	read_lock_bh(&sk->sk_callback_lock);
-	ctx = sk->sk_user_data;
-	if (likely(ctx && sk_stream_is_writeable(sk))) {
-		clear_bit(SOCK_NOSPACE, &sk->sk_socket->flags);
-		/* As nvme_tcp_write_space(): kTLS retries its pending records. */
-		if (READ_ONCE(ctx->tls))
-			ctx->saved_write_space(sk);
-		queue_work_on(ctx->io_cpu, rnvme_wq, ctx->io_work);
-	}
-	read_unlock_bh(&sk->sk_callback_lock);
-}
-
-static void rnvme_state_change(struct sock *sk)
-{
-	struct rnvme_sk_ctx *ctx;
-
-	read_lock_bh(&sk->sk_callback_lock);
-	ctx = sk->sk_user_data;
-	if (ctx) {
-		switch (sk->sk_state) {
-		case TCP_CLOSE:
-		case TCP_CLOSE_WAIT:
-		case TCP_LAST_ACK:
-		case TCP_FIN_WAIT1:
-		case TCP_FIN_WAIT2:
-			ctx->error(ctx->queue);
-			break;
-		default:
-			break;
-		}
-		ctx->saved_state_change(sk);
-	}
-	read_unlock_bh(&sk->sk_callback_lock);
-}
-
-void rnvme_sock_install(struct socket *sock, struct rnvme_sk_ctx *ctx)
-{
-	struct sock *sk = sock->sk;
-
-	write_lock_bh(&sk->sk_callback_lock);
-	sk->sk_user_data = ctx;
-	ctx->saved_data_ready = sk->sk_data_ready;
-	ctx->saved_write_space = sk->sk_write_space;
-	ctx->saved_state_change = sk->sk_state_change;
-	sk->sk_data_ready = rnvme_data_ready;
-	sk->sk_write_space = rnvme_write_space;
-	sk->sk_state_change = rnvme_state_change;
-	write_unlock_bh(&sk->sk_callback_lock);
-}
-
-void rnvme_sock_restore(struct socket *sock, struct rnvme_sk_ctx *ctx)
-{
-	struct sock *sk = sock->sk;
-
-	write_lock_bh(&sk->sk_callback_lock);
-	if (sk->sk_user_data == ctx) {
-		sk->sk_user_data = NULL;
-		sk->sk_data_ready = ctx->saved_data_ready;
-		sk->sk_write_space = ctx->saved_write_space;
-		sk->sk_state_change = ctx->saved_state_change;
-	}
-	write_unlock_bh(&sk->sk_callback_lock);
-}
-
-bool rnvme_sock_writeable(struct socket *sock)
-{
-	return sk_stream_is_writeable(sock->sk);
+	return sk_stream_is_writeable(sk);
 }
 
 int rnvme_sock_wmem_alloc(struct socket *sock)
@@ -236,113 +59,30 @@ void rnvme_memalloc_noio_restore(unsigned int flags)
 	memalloc_noio_restore(flags);
 }
 
-struct rnvme_push {
-	void *ctx;
-	int (*actor)(void *ctx, struct sk_buff *skb, unsigned int off, size_t len);
-};
-
-static int rnvme_push_actor(read_descriptor_t *desc, struct sk_buff *skb,
-			    unsigned int off, size_t len)
+int rnvme_sock_error(struct sock *sk)
 {
-	struct rnvme_push *p = desc->arg.data;
-	int used = p->actor(p->ctx, skb, off, len);
-
-	/* An error, or a queue that stopped short: read no further. */
-	if (used < 0 || (size_t)used < len)
-		desc->count = 0;
-	return used;
+	return sock_error(sk);
 }
 
-/* read_sock() over the queued skbs, each range handed to `actor`. */
-static int rnvme_read_sock(struct socket *sock, void *ctx,
-			   int (*actor)(void *ctx, struct sk_buff *skb, unsigned int off, size_t len))
+void rnvme_local_bh_disable(void)
 {
-	struct rnvme_push p = { .ctx = ctx, .actor = actor };
-	read_descriptor_t desc = { .arg.data = &p, .count = 1 };
-
-	return sock->ops->read_sock(sock->sk, &desc, rnvme_push_actor);
-}
-
-int rnvme_sock_read_push(struct socket *sock, void *ctx,
-			 int (*actor)(void *ctx, struct sk_buff *skb, unsigned int off, size_t len))
-{
-	struct sock *sk = sock->sk;
-	int ret;
-
 	local_bh_disable();
-	bh_lock_sock(sk);
-	ret = sock_owned_by_user(sk) ? -EBUSY : rnvme_read_sock(sock, ctx, actor);
-	bh_unlock_sock(sk);
+}
+
+void rnvme_local_bh_enable(void)
+{
 	local_bh_enable();
-	return ret;
 }
 
-int rnvme_sock_read_locked(struct socket *sock, void *ctx,
-			   int (*actor)(void *ctx, struct sk_buff *skb, unsigned int off, size_t len))
+bool rnvme_sock_allow_reclassification(struct sock *sk)
 {
-	struct sock *sk = sock->sk;
-	int ret;
-
-	lock_sock(sk);
-	ret = rnvme_read_sock(sock, ctx, actor);
-	/*
-	 * Once the queue is drained, say what recvmsg() would: the socket's
-	 * error, or -ESHUTDOWN where it returns 0 for the peer's FIN.
-	 */
-	if (ret >= 0 && skb_queue_empty(&sk->sk_receive_queue)) {
-		int err = sock_error(sk);
-
-		if (err)
-			ret = err;
-		else if (sk->sk_shutdown & RCV_SHUTDOWN)
-			ret = -ESHUTDOWN;
-	}
-	release_sock(sk);
-	return ret;
+	return sock_allow_reclassification(sk);
 }
 
-bool rnvme_iter_sendpages_ok(const struct iov_iter *it, size_t len)
+void rnvme_sock_lock_init_class_and_name(struct sock *sk, const char *sname, struct lock_class_key *skey,
+					 const char *name, struct lock_class_key *key)
 {
-	const struct bio_vec *bv;
-	unsigned long nr;
-	size_t skip;
-
-	if (!iov_iter_is_bvec(it))
-		return false;
-	bv = it->bvec;
-	nr = it->nr_segs;
-	skip = it->iov_offset;
-	for (; len && nr; bv++, nr--, skip = 0) {
-		size_t seg = min_t(size_t, bv->bv_len - skip, len);
-
-		if (!sendpages_ok(bv->bv_page, seg, bv->bv_offset + skip))
-			return false;
-		len -= seg;
-	}
-	return true;
-}
-
-void rnvme_rq_init_iter(struct iov_iter *it, struct request *rq, struct bio *bio, unsigned int dir)
-{
-	if (rq->rq_flags & RQF_SPECIAL_PAYLOAD) {
-		iov_iter_bvec(it, dir, &rq->special_vec, 1, blk_rq_payload_bytes(rq));
-		it->iov_offset = 0;
-	} else {
-		struct bvec_iter bi;
-		struct bio_vec bv;
-		int nr_bvec = 0;
-
-		bio_for_each_bvec(bv, bio, bi)
-			nr_bvec++;
-		iov_iter_bvec(it, dir, __bvec_iter_bvec(bio->bi_io_vec, bio->bi_iter), nr_bvec,
-			      bio->bi_iter.bi_size);
-		it->iov_offset = bio->bi_iter.bi_offset;
-	}
-}
-
-size_t rnvme_iov_iter_count(const struct iov_iter *it)
-{
-	return iov_iter_count(it);
+	sock_lock_init_class_and_name(sk, sname, skey, name, key);
 }
 
 unsigned int rnvme_rq_payload_bytes(struct request *rq)
@@ -360,21 +100,9 @@ bool rnvme_nvme_check_ready(struct nvme_ctrl *ctrl, struct request *rq, bool que
 	return nvme_check_ready(ctrl, rq, queue_live);
 }
 
-void rnvme_end_request(struct request *rq, __le16 status, __le64 result)
+bool rnvme_nvme_try_complete_req(struct request *rq, __le16 status, __le64 result)
 {
-	union nvme_result res = { .u64 = result };
-
-	if (!nvme_try_complete_req(rq, status, res))
-		nvme_complete_rq(rq);
-}
-
-void rnvme_abort_request(struct request *rq)
-{
-	if (blk_mq_request_completed(rq))
-		return;
-	nvme_req(rq)->status = NVME_SC_HOST_ABORTED_CMD;
-	nvme_req(rq)->flags |= NVME_REQ_CANCELLED;
-	blk_mq_complete_request(rq);
+	return nvme_try_complete_req(rq, status, (union nvme_result){ .u64 = result });
 }
 
 bool rnvme_llist_add(struct llist_node *node, struct llist_head *head)
@@ -402,31 +130,9 @@ struct device *rnvme_ctrl_device(struct nvme_ctrl *ctrl)
 	return ctrl->device;
 }
 
-void rnvme_iov_iter_truncate(struct iov_iter *it, size_t count)
+bool rnvme_sendpages_ok(struct page *page, size_t len, size_t offset)
 {
-	iov_iter_truncate(it, count);
-}
-
-static size_t rnvme_crc_step(void *base, size_t progress, size_t len, void *priv, void *priv2)
-{
-	u32 *crcp = priv;
-
-	*crcp = crc32c(*crcp, base, len);
-	return 0;
-}
-
-u32 rnvme_iter_crc32c(const struct iov_iter *it, size_t n, u32 crc)
-{
-	struct iov_iter tmp = *it;
-	int err = 0;
-
-	iterate_and_advance_kernel(&tmp, n, &crc, &err, rnvme_crc_step);
-	return crc;
-}
-
-u32 rnvme_crc32c(u32 crc, const void *p, size_t len)
-{
-	return crc32c(crc, p, len);
+	return sendpages_ok(page, len, offset);
 }
 
 void rnvme_start_request(struct request *rq)
@@ -451,30 +157,8 @@ void rnvme_complete_async_event(struct nvme_ctrl *ctrl, __le16 status, __le64 re
 	nvme_complete_async_event(ctrl, status, &res);
 }
 
-void rnvme_init_delayed_work(struct delayed_work *dw, void (*fn)(struct work_struct *))
+size_t rnvme_iterate_and_advance_kernel(struct iov_iter *it, size_t len, void *priv, void *priv2,
+					size_t (*step)(void *base, size_t progress, size_t len, void *priv, void *priv2))
 {
-	INIT_DELAYED_WORK(dw, fn);
-}
-
-bool rnvme_queue_delayed_work(struct delayed_work *dw, unsigned int secs)
-{
-	return queue_delayed_work(rnvme_wq, dw, secs * HZ);
-}
-
-void rnvme_init_completion(struct completion *x)
-{
-	init_completion(x);
-}
-
-static size_t rnvme_copy_step(void *base, size_t progress, size_t len, void *priv, void *priv2)
-{
-	memcpy((char *)priv + progress, base, len);
-	return 0;
-}
-
-size_t rnvme_iter_copy_out(struct iov_iter *it, void *buf, size_t n)
-{
-	int err = 0;
-
-	return iterate_and_advance_kernel(it, n, buf, &err, rnvme_copy_step);
+	return iterate_and_advance_kernel(it, len, priv, priv2, step);
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * C shims for static inlines and macros of nvme-core that Rust cannot call
- * directly. Each is a one-line forward; no logic lives here.
+ * C shims for static inlines and macros (of nvme-core, the socket layer,
+ * iov_iter) that Rust cannot call directly. Each is a one-line forward; the
+ * driver logic around them is in rust/sys/.
  */
 #ifndef RNVME_TCP_HELPERS_H
 #define RNVME_TCP_HELPERS_H
@@ -12,8 +13,6 @@ struct request;
 struct blk_mq_tags;
 struct nvme_ctrl;
 
-/* nvme_cid(): the command id (generation + tag) nvme-core gives a request. */
-u16 rnvme_nvme_cid(struct request *rq);
 /* nvme_find_rq(): the request for a command id, or NULL if the id is stale. */
 struct request *rnvme_nvme_find_rq(struct blk_mq_tags *tags, u16 command_id);
 /* dev_name(ctrl->device): "nvmeN", for log lines. */
@@ -26,17 +25,11 @@ struct sockaddr_storage;
 
 /* The network namespace of the task creating a controller (as the C driver). */
 struct net *rnvme_current_net(void);
-/*
- * Socket options of an NVMe/TCP queue, exactly as nvme_tcp_alloc_queue()
- * sets them: one SYN retry, TCP_NODELAY, no linger, 10 s receive timeout for
- * the ICResp, atomic allocations, no task frags, memalloc, TOS if tos >= 0,
- * and (with lockdep) the nvme socket lock classes.
- */
-void rnvme_tcp_sock_setup(struct socket *sock, int tos);
 /* inet_pton_with_scope() for traddr/trsvcid, into *addr; returns errno. */
 int rnvme_parse_addr(const char *addr, const char *port, struct sockaddr_storage *out);
 
 struct work_struct;
+struct lock_class_key;
 struct sock;
 struct iov_iter;
 struct bio;
@@ -45,78 +38,32 @@ struct blk_mq_hw_ctx;
 /* cpumask_next(cpu, cpu_online_mask): the next online CPU after `cpu`
  * (-1 to start), or a value >= nr_cpu_ids when there is none. */
 int rnvme_next_online_cpu(int cpu);
-unsigned int rnvme_nr_cpu_ids(void);
 
-/* The module's workqueue (WQ_MEM_RECLAIM | WQ_HIGHPRI, as nvme_tcp_wq). */
-int rnvme_wq_init(void);
-void rnvme_wq_destroy(void);
-/* INIT_WORK with the caller's lockdep class: one INIT_WORK site here would
- * put every work item of the module in one class, and err_work flushing
- * io_work would read as recursive locking. */
-void rnvme_init_work(struct work_struct *work, void (*fn)(struct work_struct *),
-		     struct lock_class_key *key);
-/* queue_work_on(cpu, rnvme_wq, work). */
-bool rnvme_queue_work(struct work_struct *work, int cpu);
-
-/*
- * What a queue's socket callbacks need, reached through sk_user_data under
- * sk_callback_lock (the callbacks run in softirq context): the queue's
- * io_work to kick and the function that starts error recovery.
- */
-struct rnvme_sk_ctx {
-	struct work_struct *io_work;
-	int io_cpu;
-	bool rd_enabled;
-	/* A blk-mq poller is receiving: data_ready leaves the bytes to it. */
-	bool polling;
-	/* A TLS queue: write_space also runs kTLS's own (pending records). */
-	bool tls;
-	void *queue;
-	void (*error)(void *queue);
-	void (*saved_data_ready)(struct sock *sk);
-	void (*saved_write_space)(struct sock *sk);
-	void (*saved_state_change)(struct sock *sk);
-};
-void rnvme_sock_install(struct socket *sock, struct rnvme_sk_ctx *ctx);
-void rnvme_sock_restore(struct socket *sock, struct rnvme_sk_ctx *ctx);
-bool rnvme_sock_writeable(struct socket *sock);
+/* sk_stream_is_writeable(): the socket has room for more sends. */
+bool rnvme_sk_stream_is_writeable(struct sock *sk);
 /* sk_wmem_alloc_get(): bytes of sent data the socket still holds. */
 int rnvme_sock_wmem_alloc(struct socket *sock);
 /* memalloc_noio_save()/_restore() of the current task. */
 unsigned int rnvme_memalloc_noio_save(void);
 void rnvme_memalloc_noio_restore(unsigned int flags);
 
-struct sk_buff;
-/*
- * Push-mode receive for the poll path: runs sock->ops->read_sock() under
- * bh_lock_sock (never sleeps), as the softirq receive path would, unless a
- * task owns the socket (then -EBUSY: that task is receiving). `actor` gets
- * each queued skb range and returns the bytes it used, or a negative errno;
- * it is never given more than the socket holds. Returns what read_sock()
- * returns: bytes consumed, or a negative errno.
- */
-int rnvme_sock_read_push(struct socket *sock, void *ctx,
-			 int (*actor)(void *ctx, struct sk_buff *skb, unsigned int off, size_t len));
+/* sock_error(): takes the socket's pending error, as a negative errno. */
+int rnvme_sock_error(struct sock *sk);
+/* local_bh_disable()/local_bh_enable(). */
+void rnvme_local_bh_disable(void);
+void rnvme_local_bh_enable(void);
 
-/*
- * The same from a task that may sleep (io_work in read_sock mode): under
- * lock_sock(), as the C driver's nvme_tcp_try_recv(). Once everything
- * queued is consumed it also reports the socket's error (negative errno) or
- * the peer's FIN (-ESHUTDOWN), as recvmsg() would.
- */
-int rnvme_sock_read_locked(struct socket *sock, void *ctx,
-			   int (*actor)(void *ctx, struct sk_buff *skb, unsigned int off, size_t len));
+/* lockdep: whether nobody holds the socket lock, so it may be reclassified. */
+bool rnvme_sock_allow_reclassification(struct sock *sk);
+/* sock_lock_init_class_and_name() (a macro, with THIS_MODULE as owner). */
+void rnvme_sock_lock_init_class_and_name(struct sock *sk, const char *sname, struct lock_class_key *skey,
+					 const char *name, struct lock_class_key *key);
 
-/* nvme_tcp_init_iter(): an iterator over `bio` (or the special payload). */
-void rnvme_rq_init_iter(struct iov_iter *it, struct request *rq, struct bio *bio, unsigned int dir);
-size_t rnvme_iov_iter_count(const struct iov_iter *it);
 unsigned int rnvme_rq_payload_bytes(struct request *rq);
 bool rnvme_rq_is_write(struct request *rq);
 bool rnvme_nvme_check_ready(struct nvme_ctrl *ctrl, struct request *rq, bool queue_live);
-/* nvme_try_complete_req() or nvme_complete_rq(), as nvme_tcp_end_request(). */
-void rnvme_end_request(struct request *rq, __le16 status, __le64 result);
-/* Fails a request not yet completed, from the timeout handler. */
-void rnvme_abort_request(struct request *rq);
+/* nvme_try_complete_req(): false when the caller must complete it now. */
+bool rnvme_nvme_try_complete_req(struct request *rq, __le16 status, __le64 result);
 
 struct llist_node;
 struct llist_head;
@@ -130,16 +77,9 @@ unsigned int rnvme_nvmf_nr_io_queues(struct nvmf_ctrl_options *opts);
 /* The address of ctrl->device's kobject name, for logs (dev_name()). */
 struct device *rnvme_ctrl_device(struct nvme_ctrl *ctrl);
 
-/*
- * Whether the first `len` bytes of a bvec iterator may be sent by reference
- * (MSG_SPLICE_PAGES): sendpages_ok() on every page, as nvme_tcp_try_send_data().
- * Slab pages (a discard's range list) and pages without a refcount may not.
- */
-bool rnvme_iter_sendpages_ok(const struct iov_iter *it, size_t len);
-void rnvme_iov_iter_truncate(struct iov_iter *it, size_t count);
-/* crc32c() over the first n bytes an iterator covers (the data digest). */
-u32 rnvme_iter_crc32c(const struct iov_iter *it, size_t n, u32 crc);
-u32 rnvme_crc32c(u32 crc, const void *p, size_t len);
+struct page;
+/* sendpages_ok(): every page of [offset, offset + len) may be sent by reference. */
+bool rnvme_sendpages_ok(struct page *page, size_t len, size_t offset);
 /* nvme_start_request(). */
 void rnvme_start_request(struct request *rq);
 
@@ -150,22 +90,12 @@ void rnvme_complete_timed_out_request(struct request *rq);
 /* nvme_complete_async_event() with the result by value. */
 void rnvme_complete_async_event(struct nvme_ctrl *ctrl, __le16 status, __le64 result);
 
-/* SO_BINDTODEVICE to an existing interface (C driver: host_iface). */
-int rnvme_sock_bind_iface(struct socket *sock, char *iface);
-
-struct delayed_work;
-void rnvme_init_delayed_work(struct delayed_work *dw, void (*fn)(struct work_struct *));
-/* queue_delayed_work(rnvme_wq, dw, secs * HZ). */
-bool rnvme_queue_delayed_work(struct delayed_work *dw, unsigned int secs);
-
-struct completion;
-/* init_completion(). */
-void rnvme_init_completion(struct completion *x);
 /*
- * Copies the first n bytes an iterator covers into buf and advances it past
- * them (iterate_and_advance_kernel(), as rnvme_iter_crc32c()): what a TLS
- * record that is not data left in a request's pages.
+ * iterate_and_advance_kernel() (__always_inline, takes its step function):
+ * `step` gets each mapped piece of the first `len` bytes; the iterator
+ * advances past what it used. Returns the bytes iterated.
  */
-size_t rnvme_iter_copy_out(struct iov_iter *it, void *buf, size_t n);
+size_t rnvme_iterate_and_advance_kernel(struct iov_iter *it, size_t len, void *priv, void *priv2,
+					size_t (*step)(void *base, size_t progress, size_t len, void *priv, void *priv2));
 
 #endif

@@ -18,7 +18,7 @@ pub(crate) struct KernelCrc32c;
 impl crate::proto::crc::Crc32c for KernelCrc32c {
     fn update(&self, crc: u32, data: &[u8]) -> u32 {
         // SAFETY: `data` is a valid slice for the call.
-        unsafe { nb::rnvme_crc32c(crc, data.as_ptr().cast(), data.len()) }
+        unsafe { nb::crc32c(crc, data.as_ptr().cast(), data.len()) }
     }
 }
 
@@ -34,17 +34,95 @@ fn copy_iter(it: &kb::iov_iter) -> kb::iov_iter {
     unsafe { core::ptr::read(it) }
 }
 
+/// `iov_iter_count()`: the bytes the iterator still covers.
 fn iter_count(it: &kb::iov_iter) -> usize {
-    // SAFETY: `it` is a valid iterator (every iterator here is one).
-    unsafe { nb::rnvme_iov_iter_count((&raw const *it).cast()) }
+    // SAFETY: every iterator here is a bvec or kvec one (or empty), whose
+    // `count` is this member of the union.
+    unsafe { it.__bindgen_anon_1.__bindgen_anon_1.as_ref().count }
+}
+
+/// `iov_iter_truncate()`: the iterator covers at most `max` bytes.
+fn iter_truncate(it: &mut kb::iov_iter, max: usize) {
+    if iter_count(it) > max {
+        // SAFETY: as in `iter_count`; shortening only narrows what the
+        // iterator covers.
+        unsafe { it.__bindgen_anon_1.__bindgen_anon_1.as_mut().count = max };
+    }
+}
+
+/// The step [`iter_crc`] runs on each mapped piece: extends the crc at
+/// `priv_`.
+///
+/// # Safety
+///
+/// `base` has `len` readable bytes; `priv_` is the `u32` of `iter_crc`.
+unsafe extern "C" fn crc_step(base: *mut c_void, _progress: usize, len: usize, priv_: *mut c_void, _priv2: *mut c_void) -> usize {
+    let crc = priv_.cast::<u32>();
+    // SAFETY: by the caller: `crc` is `iter_crc`'s local, only written
+    // here, and `base` has `len` bytes (mapped by the iteration).
+    unsafe { *crc = nb::crc32c(*crc, base, len) };
+    // Nothing left over: the whole piece was used.
+    0
 }
 
 /// crc32c over the first `n` bytes `it` covers, continuing `crc`.
 fn iter_crc(it: &kb::iov_iter, n: usize, crc: u32) -> u32 {
-    // SAFETY: `it` is a valid iterator with at least `n` bytes (callers
-    // pass the state from before a transfer of `n` bytes); the helper
-    // works on its own copy.
-    unsafe { nb::rnvme_iter_crc32c((&raw const *it).cast(), n, crc) }
+    let mut crc = crc;
+    // The iteration advances its iterator: run it on a copy.
+    let mut tmp = copy_iter(it);
+    // SAFETY: `tmp` is a valid bvec/kvec iterator with at least `n` bytes
+    // (callers pass the state from before a transfer of `n` bytes), over
+    // pages that stay pinned meanwhile; `crc_step` gets `crc`, alive for
+    // the call.
+    unsafe {
+        nb::rnvme_iterate_and_advance_kernel(&raw mut tmp, n, (&raw mut crc).cast(), core::ptr::null_mut(), Some(crc_step))
+    };
+    crc
+}
+
+/// The step [`DataPhase::rewind_tls`] runs: copies each mapped piece to
+/// its place in the buffer at `priv_`.
+///
+/// # Safety
+///
+/// `base` has `len` readable bytes; `priv_` is a buffer with room for
+/// `progress + len` bytes, not otherwise used during the iteration.
+unsafe extern "C" fn copy_step(base: *mut c_void, progress: usize, len: usize, priv_: *mut c_void, _priv2: *mut c_void) -> usize {
+    // SAFETY: by the caller: both ranges are valid, and distinct (a stack
+    // buffer and request pages).
+    unsafe { core::ptr::copy_nonoverlapping(base.cast::<u8>(), priv_.cast::<u8>().add(progress), len) };
+    0
+}
+
+/// `sendpages_ok()` on the first `len` bytes of a bvec iterator: whether
+/// they may be sent by reference (`MSG_SPLICE_PAGES`), as
+/// `nvme_tcp_try_send_data()` asks. Slab pages (a discard's range list)
+/// and pages without a reference count may not; nor anything not a bvec.
+fn iter_sendpages_ok(it: &kb::iov_iter, len: usize) -> bool {
+    if u32::from(it.iter_type) != kb::iter_type_ITER_BVEC {
+        return false;
+    }
+    // SAFETY: a bvec iterator: `bvec` and `nr_segs` are these union
+    // members, `bvec` an array of `nr_segs` entries.
+    let (mut bv, mut nr) = unsafe { (it.__bindgen_anon_1.__bindgen_anon_1.as_ref().__bindgen_anon_1.bvec, it.__bindgen_anon_2.nr_segs) };
+    let mut skip = it.iov_offset;
+    let mut len = len;
+    while len > 0 && nr > 0 {
+        // SAFETY: `bv` is within the array (`nr` entries left).
+        let b = unsafe { *bv };
+        let seg = (b.bv_len as usize).saturating_sub(skip).min(len);
+        // SAFETY: the page range is within the bvec entry, whose pages
+        // the request holds.
+        if !unsafe { nb::rnvme_sendpages_ok(b.bv_page.cast(), seg, b.bv_offset as usize + skip) } {
+            return false;
+        }
+        len -= seg;
+        // SAFETY: at most one past the last entry, never read then.
+        bv = unsafe { bv.add(1) };
+        nr -= 1;
+        skip = 0;
+    }
+    true
 }
 
 /// The data of an in-flight request, walked bio by bio (C: the request's
@@ -95,10 +173,42 @@ impl RqData {
         *self = Self::none();
     }
 
+    /// An iterator over the current bio, or over the request's special
+    /// payload (a discard's range list), as `nvme_tcp_init_iter()`.
     fn init_iter(&mut self) {
+        let special = 1 << kb::rqf_flags___RQF_SPECIAL_PAYLOAD;
         // SAFETY: by the invariant `rq` is in flight and `bio` one of its
-        // bios; the helper builds a bvec iterator over that bio's pages.
-        unsafe { nb::rnvme_rq_init_iter((&raw mut self.iter).cast(), self.rq.cast(), self.bio.cast(), self.dir) };
+        // bios; both stay valid and unchanged while it is (blk-mq only
+        // advances a bio's own iterator at completion).
+        unsafe {
+            let rq = self.rq;
+            if (*rq).rq_flags & special != 0 {
+                // The flag says the union holds the vector (not the elevator's
+                // rb_node); `blk_rq_payload_bytes()` of such a request is its.
+                let vec = &raw const (*rq).__bindgen_anon_3.special_vec;
+                kb::iov_iter_bvec(&raw mut self.iter, self.dir, vec, 1, (*vec).bv_len as usize);
+                self.iter.iov_offset = 0;
+            } else {
+                let bio = self.bio;
+                let vecs = (*bio).bi_io_vec;
+                let bi = (*bio).bi_iter;
+                // As `bio_for_each_bvec()` counts them: the multi-page
+                // vectors from `bi_idx` (the first from `bi_offset`) that
+                // hold the bio's `bi_size` bytes. Requests with payload are
+                // reads and writes, whose bios advance through their vectors.
+                let mut nr = 0usize;
+                let (mut idx, mut left, mut skip) = (bi.bi_idx as usize, bi.bi_size, bi.bi_offset);
+                while left > 0 {
+                    let seg = (*vecs.add(idx)).bv_len.saturating_sub(skip).min(left);
+                    left -= seg;
+                    nr += 1;
+                    idx += 1;
+                    skip = 0;
+                }
+                kb::iov_iter_bvec(&raw mut self.iter, self.dir, vecs.add(bi.bi_idx as usize), nr, bi.bi_size as usize);
+                self.iter.iov_offset = bi.bi_offset as usize;
+            }
+        }
     }
 
     /// Bytes left in the current bio.
@@ -142,12 +252,10 @@ impl RqData {
         }
         let mut msg = kb::msghdr { msg_iter: copy_iter(&self.iter), ..Default::default() };
         let len = len.min(iter_count(&msg.msg_iter));
-        // SAFETY: truncating our private copy of the iterator.
-        unsafe { nb::rnvme_iov_iter_truncate((&raw mut msg.msg_iter).cast(), len) };
+        iter_truncate(&mut msg.msg_iter, len);
         let before = copy_iter(&msg.msg_iter);
         let mut flags = kb::MSG_DONTWAIT | if more { kb::MSG_MORE } else { kb::MSG_EOR };
-        // SAFETY: `msg_iter` is a valid iterator with `len` bytes.
-        if unsafe { nb::rnvme_iter_sendpages_ok((&raw const msg.msg_iter).cast(), len) } {
+        if iter_sendpages_ok(&msg.msg_iter, len) {
             flags |= kb::MSG_SPLICE_PAGES;
         }
         msg.msg_flags = flags;
@@ -252,8 +360,7 @@ impl DataPhase {
     }
 
     fn truncate(&mut self, max: usize) {
-        // SAFETY: truncating the phase's private copy of the iterator.
-        unsafe { nb::rnvme_iov_iter_truncate((&raw mut self.msg.msg_iter).cast(), max) };
+        iter_truncate(&mut self.msg.msg_iter, max);
     }
 
     fn received(&mut self, data: &mut RqData, before: &kb::iov_iter, n: usize, crc: Option<&mut u32>) -> usize {
@@ -369,7 +476,10 @@ impl DataPhase {
             // SAFETY: `it` is a private copy of an iterator over the
             // request's pinned pages with at least `n` bytes (`PhaseMark`'s
             // invariant); `buf` has room for `k`.
-            let got = unsafe { nb::rnvme_iter_copy_out((&raw mut it).cast(), buf.as_mut_ptr().cast(), k) };
+            // `copy_step` gets `buf`, which has room for the `k` bytes.
+            let got = unsafe {
+                nb::rnvme_iterate_and_advance_kernel(&raw mut it, k, buf.as_mut_ptr().cast(), core::ptr::null_mut(), Some(copy_step))
+            };
             if got == 0 {
                 break;
             }

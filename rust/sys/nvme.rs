@@ -485,8 +485,13 @@ impl<D> Request<D> {
         if !self.try_set_end() {
             return false;
         }
+        // As `nvme_tcp_end_request()`: nvme-core completes it (maybe on
+        // another CPU), or says we complete it here.
         // SAFETY: an in-flight request whose end this call won.
-        unsafe { nb::rnvme_end_request(self.as_raw().cast(), status, result) };
+        if !unsafe { nb::rnvme_nvme_try_complete_req(self.as_raw().cast(), status, result) } {
+            // SAFETY: as above; nvme-core left the completion to us.
+            unsafe { nb::nvme_complete_rq(self.as_raw().cast()) };
+        }
         true
     }
 

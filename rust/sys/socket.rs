@@ -1,14 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 //! A queue's kernel TCP socket.
 
-use super::bindings as nb;
-use kernel::{bindings as kb, error::to_result, prelude::*, types::Opaque};
-
-// Not in the kernel's `bindings` crate (its allowlist leaves it out);
-// `include/net/sock.h`: `void sk_net_refcnt_upgrade(struct sock *sk);`.
-extern "C" {
-    fn sk_net_refcnt_upgrade(sk: *mut kb::sock);
-}
+use super::bindings::{self as nb, net};
+use super::workqueue;
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use kernel::{bindings as kb, error::to_result, ffi::c_ulong, prelude::*};
 
 /// A transport address parsed by `inet_pton_with_scope()`.
 pub(crate) struct SockAddr(kb::__kernel_sockaddr_storage);
@@ -81,9 +78,9 @@ impl TcpSocket {
         // must, as long as it lives (C: `nvme_tcp_alloc_queue`).
         // SAFETY: a new socket of sock_create_kern(), whose `sk` is set and
         // holds no namespace reference yet.
-        unsafe { sk_net_refcnt_upgrade((*s.as_raw()).sk) };
-        // SAFETY: `sock` is a valid new socket, not yet shared.
-        unsafe { nb::rnvme_tcp_sock_setup(s.as_raw().cast(), tos) };
+        unsafe { net::sk_net_refcnt_upgrade(s.sk()) };
+        // SAFETY: a new socket, not yet shared (no callbacks installed).
+        unsafe { s.setup(tos) };
         if let Some(src) = src {
             // SAFETY: the address storage is valid for its full size.
             to_result(unsafe {
@@ -96,8 +93,7 @@ impl TcpSocket {
             .inspect_err(|e| pr_err!("failed to bind to host_traddr: {}\n", e.to_errno()))?;
         }
         if let Some(iface) = iface {
-            // SAFETY: the socket is valid and `iface` NUL-terminated.
-            to_result(unsafe { nb::rnvme_sock_bind_iface(s.as_raw().cast(), iface.as_char_ptr().cast_mut()) })
+            s.bind_iface(iface)
                 .inspect_err(|e| pr_err!("failed to bind to interface {}: {}\n", iface, e.to_errno()))?;
         }
         // SAFETY: the address storage is valid for its full size.
@@ -110,6 +106,73 @@ impl TcpSocket {
             )
         })?;
         Ok(s)
+    }
+
+    /// The socket's `struct sock`, as the `net` bindings lay it out.
+    fn sk(&self) -> *mut net::sock {
+        // SAFETY: the socket is valid (invariant); sock_create_kern() set
+        // `sk`, which stays until the socket is released.
+        unsafe { (*self.as_raw()).sk.cast() }
+    }
+
+    /// Socket options of an NVMe/TCP queue, exactly as
+    /// `nvme_tcp_alloc_queue()` sets them: one SYN retry, TCP_NODELAY, no
+    /// linger, TOS if `tos >= 0`, a 10 s receive timeout (the ICResp is
+    /// received blocking), atomic allocations and no task frags (sends run
+    /// in io_work, which may run during memory reclaim), memalloc (the
+    /// socket may dip into reserves to write back pages), and the NVMe/TCP
+    /// lockdep classes.
+    ///
+    /// # Safety
+    ///
+    /// The socket is new and not shared: no callbacks are installed and
+    /// nobody else holds it, so its fields may be written without its lock.
+    unsafe fn setup(&self, tos: c_int) {
+        let sk = self.sk();
+        let rcvtimeo = c_long::try_from(kernel::time::msecs_to_jiffies(10_000)).unwrap_or(c_long::MAX);
+        // SAFETY: a valid `sock` (`Self::sk`), ours alone (caller). The
+        // option setters lock the socket themselves; syncnt 1 is in range,
+        // so it cannot fail.
+        unsafe {
+            net::tcp_sock_set_syncnt(sk, 1);
+            net::tcp_sock_set_nodelay(sk);
+            net::sock_no_linger(sk);
+            if tos >= 0 {
+                net::ip_sock_set_tos(sk, tos);
+            }
+            (*sk).sk_rcvtimeo = rcvtimeo;
+            (*sk).sk_allocation = kb::GFP_ATOMIC;
+            (*sk).sk_use_task_frag = false;
+            net::sk_set_memalloc(sk);
+            reclassify(sk);
+        }
+    }
+
+    /// `SO_BINDTODEVICE` to `iface`, which must exist (C driver:
+    /// `host_iface`, looked up in the initial namespace as there).
+    fn bind_iface(&self, iface: &CStr) -> Result {
+        let found = {
+            let _rcu = kernel::sync::rcu::read_lock();
+            // SAFETY: under the RCU read lock, as the function requires;
+            // `init_net` lives for ever, `iface` is NUL-terminated. The
+            // device is only tested for, never dereferenced.
+            !unsafe { net::dev_get_by_name_rcu(&raw mut kb::init_net, iface.as_char_ptr()) }.is_null()
+        };
+        if !found {
+            return Err(ENODEV);
+        }
+        let len = c_uint::try_from(iface.to_bytes().len()).map_err(|_| EINVAL)?;
+        // SAFETY: `sockptr_t` is a pointer union and a flag: all-zero is a
+        // null user pointer.
+        let mut opt: kb::sockptr_t = unsafe { core::mem::zeroed() };
+        // KERNEL_SOCKPTR(iface): setsockopt copies `len` bytes from it.
+        opt.__bindgen_anon_1.kernel = iface.as_char_ptr().cast_mut().cast();
+        opt.set_is_kernel(true);
+        // SAFETY: the socket is valid (invariant); `opt` points at `len`
+        // readable bytes of `iface`, alive for the call.
+        to_result(unsafe {
+            net::sock_setsockopt(self.as_raw(), kb::SOL_SOCKET as c_int, kb::SO_BINDTODEVICE as c_int, opt, len)
+        })
     }
 
     /// Whether the socket still holds sent data (`sk_wmem_alloc_get()`):
@@ -189,15 +252,91 @@ impl TcpSocket {
         ctx: *mut c_void,
         actor: unsafe extern "C" fn(*mut c_void, *mut kb::sk_buff, c_uint, usize) -> c_int,
     ) -> c_int {
-        // SAFETY: the socket is valid (invariant); `ctx` and `actor` by the
-        // caller.
-        unsafe {
-            if may_sleep {
-                nb::rnvme_sock_read_locked(self.as_raw().cast(), ctx, Some(actor))
-            } else {
-                nb::rnvme_sock_read_push(self.as_raw().cast(), ctx, Some(actor))
+        let push = Push { ctx, actor };
+        let mut desc = kb::read_descriptor_t {
+            written: 0,
+            // Non-zero: read on; `push_actor` clears it to stop.
+            count: 1,
+            arg: kb::read_descriptor_t__bindgen_ty_1 { data: (&raw const push).cast_mut().cast() },
+            error: 0,
+        };
+        let sk = self.sk();
+        if may_sleep {
+            // As the C driver's nvme_tcp_try_recv(): the socket lock, so the
+            // softirq receive path queues to the backlog meanwhile.
+            // SAFETY: a valid `sock`; `lock_sock()` may sleep, which the
+            // caller allows.
+            unsafe { net::lock_sock_nested(sk, 0) };
+            // SAFETY: the socket is locked; `desc` carries `push`, alive
+            // for the call, and the caller's `actor`/`ctx` contract.
+            let mut ret = unsafe { self.read_desc(&mut desc) };
+            // Once everything queued is consumed, say what recvmsg() would:
+            // the socket's error, or -ESHUTDOWN where it returns 0 for the
+            // peer's FIN. Stable here: under lock_sock() the softirq path
+            // only adds to the backlog, which release_sock() processes.
+            // SAFETY: a valid `sock`, locked by us.
+            if ret >= 0 && unsafe { receive_queue_empty(sk) } {
+                // SAFETY: as above; sock_error() takes the error atomically.
+                let err = unsafe { nb::rnvme_sock_error(sk.cast()) };
+                // SAFETY: as above; a byte the FIN handling sets.
+                let shut = unsafe { core::ptr::read_volatile(&raw const (*sk).sk_shutdown) };
+                if err != 0 {
+                    ret = err;
+                } else if u32::from(shut) & net::RCV_SHUTDOWN != 0 {
+                    ret = -(kb::ESHUTDOWN as c_int);
+                }
             }
+            // SAFETY: locked above, by this task.
+            unsafe { net::release_sock(sk) };
+            ret
+        } else {
+            // Push mode for pollers, which must not sleep: as the softirq
+            // receive path would, under the socket spinlock with bottom
+            // halves off (`bh_lock_sock()`), unless a task owns the socket
+            // (`sock_owned_by_user()`): that task is receiving, -EBUSY.
+            // SAFETY: a valid `sock`.
+            let so = unsafe { slock_owned(sk) };
+            // SAFETY: `slock` is the socket's initialised spinlock
+            // (`slock_owned`); bottom halves stay off while it is held, so
+            // the softirq path on this CPU cannot spin on it.
+            unsafe {
+                nb::rnvme_local_bh_disable();
+                kb::spin_lock(&raw mut (*so).slock);
+            }
+            // SAFETY: `owned` is written under `slock`, which we hold.
+            let ret = if unsafe { (*so).owned } != 0 {
+                -(kb::EBUSY as c_int)
+            } else {
+                // SAFETY: the socket spinlock is held and no task owns the
+                // socket; `desc` as above; `actor` does not sleep (caller).
+                unsafe { self.read_desc(&mut desc) }
+            };
+            // SAFETY: taken above, on this CPU.
+            unsafe {
+                kb::spin_unlock(&raw mut (*so).slock);
+                nb::rnvme_local_bh_enable();
+            }
+            ret
         }
+    }
+
+    /// `sock->ops->read_sock()` with [`push_actor`] over `desc`.
+    ///
+    /// # Safety
+    ///
+    /// The socket is locked as `read_sock()` requires (`lock_sock()`, or
+    /// its spinlock with no owner); `desc.arg.data` is a [`Push`] valid for
+    /// the call, whose `actor` may be called with its `ctx`.
+    unsafe fn read_desc(&self, desc: &mut kb::read_descriptor_t) -> c_int {
+        let sock = self.as_raw();
+        // SAFETY: a valid socket (invariant), whose `ops` the socket layer
+        // set at creation (TCP's, or kTLS's once a TLS session is on it).
+        let Some(read_sock) = (unsafe { (*(*sock).ops).read_sock }) else {
+            return -(kb::EOPNOTSUPP as c_int);
+        };
+        // SAFETY: the socket is valid and locked (caller); `desc` is a
+        // live descriptor whose `arg` `push_actor` expects (caller).
+        unsafe { read_sock((*sock).sk, desc, Some(push_actor)) }
     }
 
     /// Receives into `buf` with `flags`. `Ok(0)` means the peer closed;
@@ -247,29 +386,346 @@ impl Drop for TcpSocket {
     }
 }
 
-/// What a queue's socket callbacks (softirq, `helpers.c`) read through
-/// `sk_user_data`: C `struct rnvme_sk_ctx`.
+/// What `read_sock()`'s descriptor carries to [`push_actor`]: the caller's
+/// actor and its context (C: `desc->arg.data`).
+struct Push {
+    ctx: *mut c_void,
+    actor: unsafe extern "C" fn(*mut c_void, *mut kb::sk_buff, c_uint, usize) -> c_int,
+}
+
+/// `read_sock()`'s actor: hands the skb range to the caller's actor and
+/// stops the read once that errs or takes less than it was given.
+///
+/// # Safety
+///
+/// Called by `read_sock()` from [`TcpSocket::read_desc`], with the
+/// descriptor built there (its `arg.data` a live [`Push`]) and an skb
+/// holding `len` bytes from `off`.
+unsafe extern "C" fn push_actor(desc: *mut kb::read_descriptor_t, skb: *mut kb::sk_buff, off: c_uint, len: usize) -> c_int {
+    // SAFETY: `desc` is the descriptor of `read_desc`, whose `arg.data` is
+    // a `Push` on its caller's stack, only read here (caller).
+    let push = unsafe { &*(*desc).arg.data.cast::<Push>() };
+    // SAFETY: `actor` may be called with `ctx` during `read_sock` (its
+    // caller's contract), and the skb range is held by read_sock().
+    let used = unsafe { (push.actor)(push.ctx, skb, off, len) };
+    // An error, or a queue that stopped short: read no further.
+    if !matches!(usize::try_from(used), Ok(u) if u >= len) {
+        // SAFETY: the descriptor is read_sock()'s, alive during the call
+        // and touched by nobody else meanwhile (read_sock() is synchronous).
+        unsafe { (*desc).count = 0 };
+    }
+    used
+}
+
+/// Whether the socket's receive queue holds no skb (`skb_queue_empty()`).
+///
+/// # Safety
+///
+/// `sk` is valid; the caller holds the socket lock.
+unsafe fn receive_queue_empty(sk: *mut net::sock) -> bool {
+    // SAFETY: a valid `sock` (caller). An empty `sk_buff_head` points at
+    // itself; `next` is the first member of either view of its union.
+    unsafe {
+        let q = &raw mut (*sk).sk_receive_queue;
+        (*q).__bindgen_anon_1.__bindgen_anon_1.next == q.cast()
+    }
+}
+
+/// The socket spinlock and its owner flag: C's `sk->sk_lock.slock` and
+/// `.owned`, which `bh_lock_sock()` and `sock_owned_by_user()` use.
+///
+/// `socket_lock_t` is opaque in the `net` bindings (see
+/// `gen-bindings.sh`); `struct slock_owned` is its union's first member
+/// and the union its first member, so both start at `sk_lock`.
+///
+/// # Safety
+///
+/// `sk` is valid.
+unsafe fn slock_owned(sk: *mut net::sock) -> *mut net::socket_lock_t__bindgen_ty_1_slock_owned {
+    // SAFETY: a valid `sock` (caller); only the address is taken.
+    unsafe { (&raw mut (*sk).sk_lock).cast() }
+}
+const _: () = assert!(
+    core::mem::size_of::<net::socket_lock_t__bindgen_ty_1_slock_owned>() <= core::mem::size_of::<net::socket_lock_t>()
+);
+
+/// lockdep classes of NVMe/TCP sockets (C: `nvme_tcp_reclassify_socket`),
+/// one pair per address family, with the C driver's names but "RNVME".
+#[cfg(CONFIG_DEBUG_LOCK_ALLOC)]
+mod lock_classes {
+    use kernel::sync::LockClassKey;
+
+    // SAFETY: in static memory, so pinned and never dropped.
+    pub(super) static SK_INET: LockClassKey = unsafe { LockClassKey::new_static() };
+    // SAFETY: as above.
+    pub(super) static SLOCK_INET: LockClassKey = unsafe { LockClassKey::new_static() };
+    // SAFETY: as above.
+    pub(super) static SK_INET6: LockClassKey = unsafe { LockClassKey::new_static() };
+    // SAFETY: as above.
+    pub(super) static SLOCK_INET6: LockClassKey = unsafe { LockClassKey::new_static() };
+}
+
+/// Gives a new NVMe/TCP socket its own lockdep classes, as the C driver
+/// does: its lock is taken on the block layer's I/O path (memory reclaim
+/// included), other TCP sockets' under locks that allocate, so in one
+/// class lockdep would report dependencies that cannot deadlock.
+///
+/// # Safety
+///
+/// `sk` is valid, new and not locked by anyone.
+#[cfg(CONFIG_DEBUG_LOCK_ALLOC)]
+unsafe fn reclassify(sk: *mut net::sock) {
+    use lock_classes::*;
+    // SAFETY: a valid `sock` (caller).
+    if !unsafe { nb::rnvme_sock_allow_reclassification(sk.cast()) } {
+        kernel::pr_warn_once!("socket locked at set-up, lockdep class not changed\n");
+        return;
+    }
+    // SAFETY: a valid `sock`; the family is set at creation.
+    let family = u32::from(unsafe { (*sk).__sk_common.skc_family });
+    let (sname, skey, name, key) = match family {
+        kb::AF_INET => (c"slock-AF_INET-RNVME", &SLOCK_INET, c"sk_lock-AF_INET-RNVME", &SK_INET),
+        kb::AF_INET6 => (c"slock-AF_INET6-RNVME", &SLOCK_INET6, c"sk_lock-AF_INET6-RNVME", &SK_INET6),
+        _ => return,
+    };
+    // SAFETY: a valid, unlocked `sock` (checked above); names and keys are
+    // static, as lockdep keeps them.
+    unsafe {
+        nb::rnvme_sock_lock_init_class_and_name(sk.cast(), sname.as_char_ptr(), skey.as_ptr(), name.as_char_ptr(), key.as_ptr())
+    };
+}
+
+/// Without lockdep there are no classes to set.
+///
+/// # Safety
+///
+/// As with lockdep (nothing to uphold here).
+#[cfg(not(CONFIG_DEBUG_LOCK_ALLOC))]
+unsafe fn reclassify(_sk: *mut net::sock) {}
+
+/// What the socket callbacks found installed, fixed from
+/// [`SockCallbacks::install`] until [`SockCallbacks::restore`].
+#[derive(Clone, Copy)]
+struct Installed {
+    io_work: *mut kb::work_struct,
+    queue: *mut c_void,
+    error: Option<unsafe extern "C" fn(*mut c_void)>,
+    saved_data_ready: Option<unsafe extern "C" fn(*mut net::sock)>,
+    saved_write_space: Option<unsafe extern "C" fn(*mut net::sock)>,
+    saved_state_change: Option<unsafe extern "C" fn(*mut net::sock)>,
+}
+
+/// What a queue's socket callbacks (softirq, [`data_ready`],
+/// [`write_space`], [`state_change`]) read through `sk_user_data`.
 ///
 /// # Invariants
 ///
-/// While installed on a socket (from [`Self::install`] until
-/// [`Self::restore`]) the callbacks may read it at any time: every field
-/// they read is written with a volatile store (they read with
-/// `READ_ONCE`), it does not move, and its `io_work` and `queue` stay valid.
-/// The fields the callbacks do not read are written only while it is not
-/// installed.
-pub(crate) struct SockCallbacks(Opaque<nb::rnvme_sk_ctx>);
+/// `inst` is written only by [`Self::install`], while this context is on
+/// no socket (no callback can reach it). From `install` until
+/// [`Self::restore`] takes it off under `sk_callback_lock`'s write side,
+/// the callbacks may read it, shared, under the read side, and it does
+/// not move; its `io_work` and `queue` stay valid meanwhile. The flags are
+/// atomics, which the callbacks read at any time. All-zero bytes are a
+/// valid context on no socket.
+pub(crate) struct SockCallbacks {
+    io_cpu: AtomicI32,
+    rd_enabled: AtomicBool,
+    /// A blk-mq poller is receiving: data_ready leaves the bytes to it.
+    polling: AtomicBool,
+    /// A TLS queue: write_space also runs kTLS's own (pending records).
+    tls: AtomicBool,
+    inst: UnsafeCell<Installed>,
+}
 
-// SAFETY: the context is shared with softirq callbacks on any CPU; every
-// concurrent access is a volatile load/store of a plain field (invariant).
+// SAFETY: shared with softirq callbacks on any CPU: the flags are atomics,
+// and `inst` is written only while no socket can reach it (invariant).
 unsafe impl Sync for SockCallbacks {}
-// SAFETY: as above; nothing in it is bound to a thread.
+// SAFETY: as above; the raw pointers are not bound to a thread.
 unsafe impl Send for SockCallbacks {}
+
+/// `sk_callback_lock` held for reading (`read_lock_bh()`), as every socket
+/// callback takes it; dropped, it unlocks.
+///
+/// # Invariants
+///
+/// `0` is a valid `sock` whose callback lock this guard holds for reading.
+struct CbReadGuard(*mut net::sock);
+
+impl CbReadGuard {
+    /// # Safety
+    ///
+    /// `sk` is valid for the guard's life (a callback's own socket).
+    unsafe fn lock(sk: *mut net::sock) -> Self {
+        // SAFETY: a valid `sock` (caller), whose rwlock the socket layer
+        // initialised.
+        unsafe { kb::_raw_read_lock_bh(&raw mut (*sk).sk_callback_lock) };
+        // INVARIANT: locked just now.
+        Self(sk)
+    }
+
+    /// The queue's context installed on the socket, if any: valid while
+    /// the lock is held ([`SockCallbacks`]: restored under the write side).
+    fn ctx(&self) -> Option<&SockCallbacks> {
+        // SAFETY: a valid `sock` (invariant); `sk_user_data` is written
+        // under the write side of the lock we hold. Set, it is a
+        // `SockCallbacks` that stays put until `restore` takes the write
+        // side (its invariant), which waits for this guard.
+        unsafe { (*self.0).sk_user_data.cast::<SockCallbacks>().cast_const().as_ref() }
+    }
+}
+
+impl Drop for CbReadGuard {
+    fn drop(&mut self) {
+        // SAFETY: locked for reading by this guard (invariant).
+        unsafe { kb::_raw_read_unlock_bh(&raw mut (*self.0).sk_callback_lock) };
+    }
+}
+
+/// `sk_callback_lock` held for writing (`write_lock_bh()`): no callback
+/// runs on the socket meanwhile.
+///
+/// # Invariants
+///
+/// As [`CbReadGuard`], for writing.
+struct CbWriteGuard(*mut net::sock);
+
+impl CbWriteGuard {
+    /// # Safety
+    ///
+    /// `sk` is valid for the guard's life.
+    unsafe fn lock(sk: *mut net::sock) -> Self {
+        // SAFETY: as for `CbReadGuard::lock`.
+        unsafe { kb::_raw_write_lock_bh(&raw mut (*sk).sk_callback_lock) };
+        // INVARIANT: locked just now.
+        Self(sk)
+    }
+}
+
+impl Drop for CbWriteGuard {
+    fn drop(&mut self) {
+        // SAFETY: locked for writing by this guard (invariant).
+        unsafe { kb::_raw_write_unlock_bh(&raw mut (*self.0).sk_callback_lock) };
+    }
+}
+
+/// `sk_data_ready`: bytes arrived. Kicks io_work unless receiving is
+/// stopped or a poller is receiving (C: `NVME_TCP_Q_POLLING`).
+///
+/// # Safety
+///
+/// Called by the socket layer with its valid socket.
+unsafe extern "C" fn data_ready(sk: *mut net::sock) {
+    // SAFETY: the socket layer's socket (caller).
+    let g = unsafe { CbReadGuard::lock(sk) };
+    if let Some(ctx) = g.ctx() {
+        if ctx.rd_enabled.load(Ordering::Relaxed) && !ctx.polling.load(Ordering::Relaxed) {
+            ctx.kick();
+        }
+    }
+}
+
+/// `sk_write_space`: the socket has room again. Kicks io_work, which may
+/// be waiting to send; on a TLS queue first runs kTLS's own (as
+/// `nvme_tcp_write_space()`), which pushes records left half sent.
+///
+/// # Safety
+///
+/// As [`data_ready`].
+unsafe extern "C" fn write_space(sk: *mut net::sock) {
+    // SAFETY: the socket layer's socket (caller).
+    let g = unsafe { CbReadGuard::lock(sk) };
+    let Some(ctx) = g.ctx() else { return };
+    // SAFETY: a valid `sock` (caller).
+    if !unsafe { nb::rnvme_sk_stream_is_writeable(sk.cast()) } {
+        return;
+    }
+    // SAFETY: a valid `sock`; its `sk_socket` is ours while the callbacks
+    // are installed (restored before the socket is released).
+    let socket = unsafe { (*sk).sk_socket };
+    if !socket.is_null() {
+        // SAFETY: a valid `socket`; `flags` is a bit field for atomic bitops.
+        unsafe { kb::clear_bit(kb::socket_flags_SOCK_NOSPACE as c_ulong, &raw mut (*socket).flags) };
+    }
+    if ctx.tls.load(Ordering::Relaxed) {
+        if let Some(f) = ctx.installed().saved_write_space {
+            // SAFETY: the socket's own callback, saved by `install`, on
+            // its socket, under the callback lock as the socket layer
+            // would call it.
+            unsafe { f(sk) };
+        }
+    }
+    ctx.kick();
+}
+
+/// Whether a TCP state means the connection is going away, so error
+/// recovery starts (as `nvme_tcp_state_change()`): closed, or closing
+/// from either side.
+fn closing(state: u32) -> bool {
+    matches!(
+        state,
+        net::TCP_CLOSE | net::TCP_CLOSE_WAIT | net::TCP_LAST_ACK | net::TCP_FIN_WAIT1 | net::TCP_FIN_WAIT2
+    )
+}
+
+/// `sk_state_change`: calls `error(queue)` when the connection closes,
+/// then the socket's own callback.
+///
+/// # Safety
+///
+/// As [`data_ready`].
+unsafe extern "C" fn state_change(sk: *mut net::sock) {
+    // SAFETY: the socket layer's socket (caller).
+    let g = unsafe { CbReadGuard::lock(sk) };
+    let Some(ctx) = g.ctx() else { return };
+    let inst = ctx.installed();
+    // SAFETY: a valid `sock`; the state is a byte the TCP stack updates.
+    let state = unsafe { core::ptr::read_volatile(&raw const (*sk).__sk_common.skc_state) };
+    if closing(u32::from(state)) {
+        if let Some(error) = inst.error {
+            // SAFETY: `queue` stays valid for `error` while installed
+            // (`install`'s contract).
+            unsafe { error(inst.queue) };
+        }
+    }
+    if let Some(f) = inst.saved_state_change {
+        // SAFETY: as for `saved_write_space` in `write_space`.
+        unsafe { f(sk) };
+    }
+}
 
 impl SockCallbacks {
     /// Not installed anywhere.
     pub(crate) fn new() -> Self {
-        Self(Opaque::new(Default::default()))
+        Self {
+            io_cpu: AtomicI32::new(0),
+            rd_enabled: AtomicBool::new(false),
+            polling: AtomicBool::new(false),
+            tls: AtomicBool::new(false),
+            inst: UnsafeCell::new(Installed {
+                io_work: core::ptr::null_mut(),
+                queue: core::ptr::null_mut(),
+                error: None,
+                saved_data_ready: None,
+                saved_write_space: None,
+                saved_state_change: None,
+            }),
+        }
+    }
+
+    /// What `install` recorded; for the callbacks, which reach this
+    /// context only while it is installed.
+    fn installed(&self) -> Installed {
+        // SAFETY: not written while installed (invariant), which it is
+        // when a callback finds it; a copy, so no reference outlives this.
+        unsafe { *self.inst.get() }
+    }
+
+    /// Queues io_work on its CPU.
+    fn kick(&self) {
+        let cpu = self.io_cpu.load(Ordering::Relaxed);
+        // SAFETY: `io_work` is an initialised work item while installed
+        // (`install`'s contract), which it is when a callback calls this.
+        unsafe { workqueue::queue_raw(self.installed().io_work, cpu) };
     }
 
     /// Installs the queue's callbacks on `sock`: data_ready and
@@ -289,70 +745,88 @@ impl SockCallbacks {
         queue: *mut c_void,
         error: unsafe extern "C" fn(*mut c_void),
     ) {
-        let c = self.0.get();
-        // SAFETY: not installed (caller), so nothing else reads it now.
+        self.io_cpu.store(io_cpu, Ordering::Relaxed);
+        self.rd_enabled.store(true, Ordering::Relaxed);
+        self.polling.store(false, Ordering::Relaxed);
+        let sk = sock.sk();
+        // SAFETY: the socket's `sock` is valid while `sock` is.
+        let _g = unsafe { CbWriteGuard::lock(sk) };
+        // SAFETY: a valid `sock`, its callback fields written under the
+        // write lock as the socket layer expects; this context is on no
+        // socket (caller), so nothing reads `inst` while it is written, and
+        // the lock orders the write before any callback's read. INVARIANT:
+        // `inst` is written before `sk_user_data` makes it reachable.
         unsafe {
-            (*c).io_work = io_work.cast();
-            (*c).io_cpu = io_cpu;
-            (*c).rd_enabled = true;
-            (*c).polling = false;
-            (*c).queue = queue;
-            (*c).error = Some(error);
+            *self.inst.get() = Installed {
+                io_work,
+                queue,
+                error: Some(error),
+                saved_data_ready: (*sk).sk_data_ready,
+                saved_write_space: (*sk).sk_write_space,
+                saved_state_change: (*sk).sk_state_change,
+            };
+            (*sk).sk_user_data = core::ptr::from_ref(self).cast_mut().cast();
+            (*sk).sk_data_ready = Some(data_ready);
+            (*sk).sk_write_space = Some(write_space);
+            (*sk).sk_state_change = Some(state_change);
         }
-        // SAFETY: the socket is valid (its invariant); the caller keeps
-        // this context and what it names valid until `restore`.
-        unsafe { nb::rnvme_sock_install(sock.as_raw().cast(), c) };
     }
 
     /// Puts the socket's own callbacks back (idempotent; under
     /// sk_callback_lock, so no callback runs on this context afterwards).
     pub(crate) fn restore(&self, sock: &TcpSocket) {
-        // SAFETY: the socket is valid; restoring only touches callbacks
-        // this context saved, if it is the one installed.
-        unsafe { nb::rnvme_sock_restore(sock.as_raw().cast(), self.0.get()) };
+        let sk = sock.sk();
+        // SAFETY: the socket's `sock` is valid while `sock` is.
+        let _g = unsafe { CbWriteGuard::lock(sk) };
+        let me: *mut c_void = core::ptr::from_ref(self).cast_mut().cast();
+        // SAFETY: a valid `sock` under its callback write lock; if this
+        // context is the one installed, `inst` holds what it replaced.
+        unsafe {
+            if (*sk).sk_user_data == me {
+                let inst = self.installed();
+                (*sk).sk_user_data = core::ptr::null_mut();
+                (*sk).sk_data_ready = inst.saved_data_ready;
+                (*sk).sk_write_space = inst.saved_write_space;
+                (*sk).sk_state_change = inst.saved_state_change;
+            }
+        }
     }
 
     /// The CPU io_work is queued on.
     pub(crate) fn io_cpu(&self) -> c_int {
-        // SAFETY: a plain read of a plain field.
-        unsafe { core::ptr::read_volatile(&raw const (*self.0.get()).io_cpu) }
+        self.io_cpu.load(Ordering::Relaxed)
     }
 
     /// Sets the CPU io_work is queued on.
     pub(crate) fn set_io_cpu(&self, cpu: c_int) {
-        // SAFETY: a plain store to a field the callbacks read with READ_ONCE.
-        unsafe { core::ptr::write_volatile(&raw mut (*self.0.get()).io_cpu, cpu) };
+        self.io_cpu.store(cpu, Ordering::Relaxed);
     }
 
     /// Receiving is enabled (the callbacks kick io_work).
     pub(crate) fn rd_enabled(&self) -> bool {
-        // SAFETY: a plain read of a plain field.
-        unsafe { core::ptr::read_volatile(&raw const (*self.0.get()).rd_enabled) }
+        self.rd_enabled.load(Ordering::Relaxed)
     }
 
     /// Enables or stops receiving.
     pub(crate) fn set_rd_enabled(&self, on: bool) {
-        // SAFETY: as for `set_io_cpu`.
-        unsafe { core::ptr::write_volatile(&raw mut (*self.0.get()).rd_enabled, on) };
+        self.rd_enabled.store(on, Ordering::Relaxed);
     }
 
     /// A blk-mq poller is receiving: data_ready leaves the bytes to it
     /// (C: `NVME_TCP_Q_POLLING`).
     pub(crate) fn set_polling(&self, on: bool) {
-        // SAFETY: as for `set_io_cpu`.
-        unsafe { core::ptr::write_volatile(&raw mut (*self.0.get()).polling, on) };
+        self.polling.store(on, Ordering::Relaxed);
     }
 
     /// Marks the queue as TLS (C: `nvme_tcp_queue_tls()`): write_space then
     /// also runs kTLS's own, which pushes records left half sent.
     pub(crate) fn set_tls(&self, on: bool) {
-        // SAFETY: as for `set_io_cpu`.
-        unsafe { core::ptr::write_volatile(&raw mut (*self.0.get()).tls, on) };
+        self.tls.store(on, Ordering::Relaxed);
     }
 
     /// `sk_stream_is_writeable()`: the socket has room again.
     pub(crate) fn writeable(sock: &TcpSocket) -> bool {
-        // SAFETY: the socket is valid.
-        unsafe { nb::rnvme_sock_writeable(sock.as_raw().cast()) }
+        // SAFETY: the socket's `sock` is valid while `sock` is.
+        unsafe { nb::rnvme_sk_stream_is_writeable(sock.sk().cast()) }
     }
 }

@@ -1,7 +1,7 @@
 #!/bin/bash
 # host_traddr, tos and host_iface: every queue's socket binds to the given source address (127.0.0.2, not
-# the default 127.0.0.1) or interface and carries the given TOS (ss --tos); a bad address or interface fails
-# clearly.
+# the default 127.0.0.1) or interface and carries the given TOS (ss --tos) and, with lockdep, the RNVME socket
+# lock classes; a bad address or interface fails clearly.
 . "$(dirname "$0")/lib.sh"
 target_up || fail "target set-up failed"
 on_exit unload_transports
@@ -28,6 +28,16 @@ log "address: $addr"
 grep -q 'src_addr=127\.0\.0\.2$' <<<"$addr" || fail "sysfs address has no src_addr=127.0.0.2: $addr"
 run_fio --name=opts --filename="$dev" --rw=randwrite --bs=4k --size=2M --ioengine=libaio --iodepth=4 --direct=1 \
 	--verify=crc32c --do_verify=1 --verify_fatal=1 || fail "fio failed"
+# lockdep: the queue sockets have their own lock classes (as the C driver's
+# sk_lock-AF_INET-NVME), which the socket set-up gives them.
+if [ -r /proc/lockdep ]; then
+	for class in sk_lock-AF_INET-RNVME slock-AF_INET-RNVME; do
+		grep -qF -- " $class" /proc/lockdep || fail "lockdep has no class $class: queue sockets not reclassified"
+	done
+	log "queue sockets in lockdep classes sk_lock-AF_INET-RNVME, slock-AF_INET-RNVME"
+else
+	log "no /proc/lockdep (kernel without lockdep): socket lock classes not checked"
+fi
 run nvme disconnect -n "$NQN" || fail "disconnect failed"
 # 192.0.2.1 (TEST-NET-1) is on no interface.
 expect_refused host_traddr=192.0.2.1 'rnvme_tcp: failed to bind to host_traddr: -99' ||
