@@ -120,6 +120,8 @@ class Target:
         self.lock = threading.Lock()
         self.counts = {"read": 0, "r2t": 0, "inline": 0}
         self.nconn = 0
+        self.subnqn = None
+        self.nguid = bytes(range(1, 17))  # per port in main(): nvme-core wants unique namespace ids
         self.fired = False
         self.cc = 0
         self.csts = 0
@@ -273,7 +275,7 @@ class Conn:
         sgl_len = struct.unpack_from("<I", sqe, 32)[0]
         cdw10, cdw11, cdw12 = struct.unpack_from("<III", sqe, 40)
         if opcode == 0x7F:
-            return self.fabrics(sqe, cid)
+            return self.fabrics(sqe, cid, data)
         if self.qid == 0:
             return self.admin(opcode, cid, nsid, sgl_len, cdw10, cdw11, data)
         if opcode in (0x01, 0x02):
@@ -296,10 +298,14 @@ class Conn:
             return self.send(self.rsp(cid))
         self.send(self.rsp(cid, SC_INVALID_OPCODE))
 
-    def fabrics(self, sqe, cid):
+    def fabrics(self, sqe, cid, data):
         fctype = sqe[4]
         if fctype == 0x01:  # Connect
             self.qid = struct.unpack_from("<H", sqe, 42)[0]
+            if data and len(data) >= 512:
+                # The subsystem the host asked for (SUBNQN): Identify answers with it, so
+                # one process can serve a subsystem per port.
+                self.t.subnqn = bytes(data[256:512]).split(b"\0")[0].decode(errors="replace")
             self.t.say(f"connect qid {self.qid}")
             return self.send(self.rsp(cid, 0, 1))
         if fctype == 0x04:  # Property Get
@@ -333,20 +339,20 @@ class Conn:
                 buf[512], buf[513] = 0x66, 0x44  # sqes, cqes
                 struct.pack_into("<HI", buf, 514, 128, 1)  # maxcmd, nn
                 struct.pack_into("<I", buf, 536, 1)  # sgls
-                sub = self.a.nqn.encode()
+                sub = (self.t.subnqn or self.a.nqn).encode()
                 buf[768:768 + len(sub)] = sub
                 struct.pack_into("<IIH", buf, 1792, (64 + 8192) // 16, 1, 0)  # ioccsz, iorcsz, icdoff
             elif cns == 0x00 and nsid == 1:
                 n = len(self.t.mem) // LBA
                 struct.pack_into("<QQQ", buf, 0, n, n, n)
-                buf[104:120] = bytes(range(1, 17))  # nguid
+                buf[104:120] = self.t.nguid
                 struct.pack_into("<HBB", buf, 128, 0, 9, 0)  # lbaf0: 512-byte blocks
             elif cns == 0x02:
                 if nsid < 1:
                     struct.pack_into("<I", buf, 0, 1)
             elif cns == 0x03 and nsid == 1:
                 buf[0:4] = bytes([2, 16, 0, 0])
-                buf[4:20] = bytes(range(1, 17))
+                buf[4:20] = self.t.nguid
             n = min(sgl_len, 4096)
             return self.send(self.c2h(cid, 0, bytes(buf[:n]), F_LAST | F_SUCCESS))
         if opcode == 0x02:  # Get Log Page: zeros
@@ -539,6 +545,7 @@ def main():
     for i, (case, qid, after) in enumerate(specs):
         t = Target(a, mem, case, qid, after)
         t.port = a.port + i
+        t.nguid = bytes(range(1, 15)) + struct.pack(">H", t.port)
         srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         srv.bind(("127.0.0.1", t.port))
