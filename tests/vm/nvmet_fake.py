@@ -13,9 +13,16 @@
 #
 # --case NAME makes it misbehave once: on I/O queue --qid (any if 0), at the
 # --after'th command of the kind the case needs (reads for C2HData cases,
-# R2T writes for R2T cases), it sends the bad thing NAME says (CASES below)
-# and prints "fired NAME qid Q cid C". Everything before and after is
+# R2T writes for R2T cases, in-capsule writes for r2t-unsolicited), it sends
+# the bad thing NAME says (CASES below) and prints "fired NAME qid Q cid C".
+# The icresp-* cases fire in the ICResp of the connection of queue --qid
+# (the host opens its queues one after the other, admin queue first, so the
+# (qid+1)-th connection is queue qid's). Everything before and after is
 # normal, so the host's error recovery reconnects to a good target.
+#
+# --cases "NAME[:QID[:AFTER]] ..." serves one target per case in one
+# process, the i-th on PORT+i (one Python start for a whole test file);
+# they share one namespace, as the tests run the cases one at a time.
 import argparse
 import socket
 import struct
@@ -78,34 +85,75 @@ CASES = {
     "r2t-dup": "write: the same R2T twice",
     "r2t-for-read": "read: an R2T naming the read",
     "icresp-second": "read: a second ICResp instead of the data",
+    "rsp-slow": "read: the data, then the Response one byte every 100 ms (2.4 s)",
+    "r2t-unsolicited": "in-capsule write: an R2T for it instead of the Response",
+    "r2t-over-maxh2cdata": "write: one R2T for the whole 64k while maxh2cdata is 16k (allowed: the host splits)",
+    "rsp-before-h2c": "write: the R2T and at once the success Response, before the H2CData (stored when it comes)",
+    # ICResp cases, at the connect of queue --qid.
+    "icresp-cpda": "icresp: cpda 1 (the host asked none: hpda 0, and supports cpda 0 only)",
+    "icresp-hdgst-flip": "icresp: the header digest bit flipped from what the host asked",
+    "icresp-ddgst-flip": "icresp: the data digest bit flipped from what the host asked",
 }
-R2T_CASES = {"r2t-beyond", "r2t-dup"}
+R2T_CASES = {"r2t-beyond", "r2t-dup", "r2t-over-maxh2cdata", "rsp-before-h2c"}
+INLINE_CASES = {"r2t-unsolicited"}
+ICRESP_CASES = {"icresp-cpda", "icresp-hdgst-flip", "icresp-ddgst-flip"}
+# ICResp maxh2cdata a case needs (else --maxh2cdata).
+CASE_MAXH2CDATA = {"r2t-over-maxh2cdata": 16384}
+
+
+def kind_of(case):
+    if case in R2T_CASES:
+        return "r2t"
+    if case in INLINE_CASES:
+        return "inline"
+    if case in ICRESP_CASES:
+        return "conn"
+    return "read"
 
 
 class Target:
-    def __init__(self, a):
+    def __init__(self, a, mem, case, qid, after):
         self.a = a
-        self.mem = bytearray(a.size_mb << 20)
+        self.mem = mem
+        self.case, self.qid, self.after = case, qid, after
+        self.maxh2cdata = CASE_MAXH2CDATA.get(case, a.maxh2cdata)
         self.lock = threading.Lock()
-        self.counts = {"read": 0, "r2t": 0}
+        self.counts = {"read": 0, "r2t": 0, "inline": 0}
+        self.nconn = 0
+        self.subnqn = None
+        self.nguid = bytes(range(1, 17))  # per port in main(): nvme-core wants unique namespace ids
         self.fired = False
         self.cc = 0
         self.csts = 0
 
-    def fire(self, kind, qid):
-        """True once: when the case is for `kind` commands on `qid` and this is the --after'th."""
-        a = self.a
-        if not a.case or self.fired or qid == 0 or (a.qid and qid != a.qid):
+    def fire(self, kind, qid, off):
+        """True once: when the case is for `kind` commands on `qid` and this is the after'th
+        (counting only commands at a byte offset inside --window)."""
+        if not self.case or self.fired or qid == 0 or (self.qid and qid != self.qid):
             return False
-        want = "r2t" if a.case in R2T_CASES else "read"
-        if kind != want:
+        if not self.a.window[0] <= off < self.a.window[1]:
+            return False
+        if kind != kind_of(self.case):
             return False
         with self.lock:
             self.counts[kind] += 1
-            if self.counts[kind] < a.after or self.fired:
+            if self.counts[kind] < self.after or self.fired:
                 return False
             self.fired = True
             return True
+
+    def fire_conn(self, conn_index):
+        """True once: for an icresp-* case, at the connection of queue `qid`."""
+        if self.case not in ICRESP_CASES:
+            return False
+        with self.lock:
+            if self.fired or conn_index != self.qid:
+                return False
+            self.fired = True
+            return True
+
+    def say(self, msg):
+        print(f"{msg} port {self.port}", flush=True)
 
 
 class Conn:
@@ -117,6 +165,9 @@ class Conn:
         self.writes = {}  # ttag -> [cid, byte offset, buffer, r2t offset, r2t length, bytes in this r2t]
         self.hostile = False
         self.nreads = 0
+        with t.lock:
+            self.index = t.nconn  # 0: the admin queue's connection
+            t.nconn += 1
 
     # --- sending ---
     def pdu(self, ptype, flags, spec, data=None, pad=0, bad_hdgst=False, bad_ddgst=False, plen=None):
@@ -184,7 +235,14 @@ class Conn:
             return
         dgst = ic[11]
         self.hd, self.dd = bool(dgst & 1), bool(dgst & 2)
-        body = struct.pack("<HBBI", 0, 0, dgst, self.a.maxh2cdata) + bytes(112)
+        cpda, rdgst = 0, dgst
+        if self.t.fire_conn(self.index):
+            self.t.say(f"fired {self.t.case} qid {self.index} icreq digest {dgst:#x}")
+            if self.t.case == "icresp-cpda":
+                cpda = 1
+            else:
+                rdgst ^= 1 if self.t.case == "icresp-hdgst-flip" else 2
+        body = struct.pack("<HBBI", 0, cpda, rdgst, self.t.maxh2cdata) + bytes(112)
         self.send(struct.pack("<BBBBI", ICRESP, 0, 128, 0, 128) + body)
         while True:
             ch = self.recv_exact(8)
@@ -217,7 +275,7 @@ class Conn:
         sgl_len = struct.unpack_from("<I", sqe, 32)[0]
         cdw10, cdw11, cdw12 = struct.unpack_from("<III", sqe, 40)
         if opcode == 0x7F:
-            return self.fabrics(sqe, cid)
+            return self.fabrics(sqe, cid, data)
         if self.qid == 0:
             return self.admin(opcode, cid, nsid, sgl_len, cdw10, cdw11, data)
         if opcode in (0x01, 0x02):
@@ -230,17 +288,25 @@ class Conn:
                 return self.read(cid, off, nbytes)
             if data is not None:
                 self.t.mem[off:off + len(data)] = data
+                if self.t.fire("inline", self.qid, off):
+                    self.t.say(f"fired {self.t.case} qid {self.qid} cid {cid:#x}")
+                    self.ttag = (self.ttag + 1) & 0xFFFF
+                    return self.send(self.r2t(cid, self.ttag, 0, len(data)))
                 return self.send(self.rsp(cid))
             return self.write_r2t(cid, off, nbytes)
         if opcode == 0x00:  # Flush
             return self.send(self.rsp(cid))
         self.send(self.rsp(cid, SC_INVALID_OPCODE))
 
-    def fabrics(self, sqe, cid):
+    def fabrics(self, sqe, cid, data):
         fctype = sqe[4]
         if fctype == 0x01:  # Connect
             self.qid = struct.unpack_from("<H", sqe, 42)[0]
-            print(f"connect qid {self.qid}", flush=True)
+            if data and len(data) >= 512:
+                # The subsystem the host asked for (SUBNQN): Identify answers with it, so
+                # one process can serve a subsystem per port.
+                self.t.subnqn = bytes(data[256:512]).split(b"\0")[0].decode(errors="replace")
+            self.t.say(f"connect qid {self.qid}")
             return self.send(self.rsp(cid, 0, 1))
         if fctype == 0x04:  # Property Get
             off = struct.unpack_from("<I", sqe, 44)[0]
@@ -273,20 +339,20 @@ class Conn:
                 buf[512], buf[513] = 0x66, 0x44  # sqes, cqes
                 struct.pack_into("<HI", buf, 514, 128, 1)  # maxcmd, nn
                 struct.pack_into("<I", buf, 536, 1)  # sgls
-                sub = self.a.nqn.encode()
+                sub = (self.t.subnqn or self.a.nqn).encode()
                 buf[768:768 + len(sub)] = sub
                 struct.pack_into("<IIH", buf, 1792, (64 + 8192) // 16, 1, 0)  # ioccsz, iorcsz, icdoff
             elif cns == 0x00 and nsid == 1:
                 n = len(self.t.mem) // LBA
                 struct.pack_into("<QQQ", buf, 0, n, n, n)
-                buf[104:120] = bytes(range(1, 17))  # nguid
+                buf[104:120] = self.t.nguid
                 struct.pack_into("<HBB", buf, 128, 0, 9, 0)  # lbaf0: 512-byte blocks
             elif cns == 0x02:
                 if nsid < 1:
                     struct.pack_into("<I", buf, 0, 1)
             elif cns == 0x03 and nsid == 1:
                 buf[0:4] = bytes([2, 16, 0, 0])
-                buf[4:20] = bytes(range(1, 17))
+                buf[4:20] = self.t.nguid
             n = min(sgl_len, 4096)
             return self.send(self.c2h(cid, 0, bytes(buf[:n]), F_LAST | F_SUCCESS))
         if opcode == 0x02:  # Get Log Page: zeros
@@ -306,13 +372,13 @@ class Conn:
         data = bytes(self.t.mem[off:off + nbytes])
         self.nreads += 1
         n = self.nreads
-        if self.t.fire("read", self.qid):
-            print(f"fired {self.a.case} qid {self.qid} cid {cid:#x}", flush=True)
+        if self.t.fire("read", self.qid, off):
+            self.t.say(f"fired {self.t.case} qid {self.qid} cid {cid:#x}")
             return self.hostile_read(cid, data)
         self.send(self.read_reply(cid, data, n))
 
     def hostile_read(self, cid, data):
-        case, half = self.a.case, (len(data) // 2 // LBA) * LBA or len(data)
+        case, half = self.t.case, (len(data) // 2 // LBA) * LBA or len(data)
         c2h, rsp = self.c2h, self.rsp
         L, S = F_LAST, F_SUCCESS
         if case == "c2h-beyond":
@@ -353,6 +419,15 @@ class Conn:
             out = self.r2t(cid ^ 0x5A5, 1, 0, len(data))
         elif case == "icresp-second":
             out = struct.pack("<BBBBI", ICRESP, 0, 128, 0, 128) + bytes(120)
+        elif case == "rsp-slow":
+            self.send(c2h(cid, 0, data, L))
+            r = rsp(cid)
+            start = time.monotonic()
+            for i in range(len(r)):
+                time.sleep(0.1)
+                self.send(r[i:i + 1])
+            self.t.say(f"rsp-slow: cid {cid:#x}: {len(r)} bytes in {time.monotonic() - start:.1f}s")
+            return
         elif case in ("close-mid-payload", "rst-mid-payload", "stall-mid-pdu"):
             whole = c2h(cid, 0, data, L | S)
             self.send(whole[:len(whole) - len(data) // 2])
@@ -376,13 +451,18 @@ class Conn:
         chunks = max(1, self.a.r2t_chunks)
         first = -(-nbytes // chunks // LBA) * LBA if chunks > 1 else nbytes
         first = min(first, nbytes)
-        self.writes[tt] = [cid, off, bytearray(nbytes), 0, first, 0]
-        if self.t.fire("r2t", self.qid):
-            print(f"fired {self.a.case} qid {self.qid} cid {cid:#x}", flush=True)
-            if self.a.case == "r2t-beyond":
+        # [cid, byte offset, buffer, r2t offset, r2t length, bytes in this r2t, H2CData PDUs, case fired]
+        self.writes[tt] = [cid, off, bytearray(nbytes), 0, first, 0, 0, None]
+        if self.t.fire("r2t", self.qid, off):
+            case = self.t.case
+            self.t.say(f"fired {case} qid {self.qid} cid {cid:#x}")
+            self.writes[tt][7] = case
+            if case == "r2t-beyond":
                 return self.send(self.r2t(cid, tt, 0, nbytes + LBA))
-            if self.a.case == "r2t-dup":
+            if case == "r2t-dup":
                 return self.send(self.r2t(cid, tt, 0, first) + self.r2t(cid, tt, 0, first))
+            if case == "rsp-before-h2c":
+                return self.send(self.r2t(cid, tt, 0, first) + self.rsp(cid))
         self.send(self.r2t(cid, tt, 0, first))
 
     def h2c(self, whole, flags, data):
@@ -391,11 +471,12 @@ class Conn:
         if w is None or w[0] != cid or data is None or len(data) != length:
             print(f"bad h2cdata cid {cid:#x} ttag {tt}", file=sys.stderr, flush=True)
             raise EOFError
-        if length > self.a.maxh2cdata or off != w[3] + w[5]:
+        if length > self.t.maxh2cdata or off != w[3] + w[5]:
             print(f"h2cdata cid {cid:#x} offset {off} length {length} unexpected", file=sys.stderr, flush=True)
             raise EOFError
         w[2][off:off + length] = data
         w[5] += length
+        w[6] += 1
         if w[5] < w[4]:
             return
         # This R2T's data is in: ask for the next piece, or complete.
@@ -406,6 +487,10 @@ class Conn:
             return self.send(self.r2t(cid, tt, w[3], w[4]))
         del self.writes[tt]
         self.t.mem[w[1]:w[1] + total] = w[2]
+        if w[7]:
+            self.t.say(f"{w[7]}: cid {cid:#x}: {total} bytes in {w[6]} H2CData of at most {self.t.maxh2cdata}, stored")
+        if w[7] == "rsp-before-h2c":
+            return  # its Response went out with the R2T
         self.send(self.rsp(cid))
 
 
@@ -420,20 +505,28 @@ def main():
     p.add_argument("--case", choices=sorted(CASES))
     p.add_argument("--qid", type=int, default=1)
     p.add_argument("--after", type=int, default=8)
+    p.add_argument("--cases", help="NAME[:QID[:AFTER]] ...: one target per case, the i-th on PORT+i")
+    p.add_argument("--window", default="0:1048576",
+                   help="START:END in MiB: only commands at byte offsets in it count toward --after "
+                   "(keeps the kernel's partition scan at the start and end from firing a case)")
     p.add_argument("--list", action="store_true")
     a = p.parse_args()
+    a.window = tuple(int(x) << 20 for x in a.window.split(":"))
     if a.list:
         for k, v in CASES.items():
             print(f"{k}\t{v}")
         return
-    t = Target(a)
-    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", a.port))
-    srv.listen(64)
-    print("listening", flush=True)
+    mem = bytearray(a.size_mb << 20)
+    specs = [(a.case, a.qid, a.after)]
+    if a.cases:
+        specs = []
+        for spec in a.cases.split():
+            f = spec.split(":")
+            if f[0] not in CASES:
+                p.error(f"unknown case {f[0]}")
+            specs.append((f[0], int(f[1]) if len(f) > 1 else a.qid, int(f[2]) if len(f) > 2 else a.after))
 
-    def serve(s):
+    def serve(t, s):
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         c = Conn(t, s)
         try:
@@ -443,9 +536,26 @@ def main():
         finally:
             s.close()
 
-    while True:
-        s, _ = srv.accept()
-        threading.Thread(target=serve, args=(s,), daemon=True).start()
+    def listen(t, srv):
+        while True:
+            s, _ = srv.accept()
+            threading.Thread(target=serve, args=(t, s), daemon=True).start()
+
+    listeners = []
+    for i, (case, qid, after) in enumerate(specs):
+        t = Target(a, mem, case, qid, after)
+        t.port = a.port + i
+        t.nguid = bytes(range(1, 15)) + struct.pack(">H", t.port)
+        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("127.0.0.1", t.port))
+        srv.listen(64)
+        listeners.append(threading.Thread(target=listen, args=(t, srv), daemon=True))
+    for th in listeners:
+        th.start()
+    print("listening", flush=True)
+    for th in listeners:
+        th.join()
 
 
 if __name__ == "__main__":
