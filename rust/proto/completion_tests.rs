@@ -39,3 +39,13 @@ fn the_host_status_wins_over_the_target_status() {
     assert_eq!(complete(STATUS_DATA_XFER_ERROR, 0, 4096, 4096), Completion::Status(STATUS_DATA_XFER_ERROR));
     assert_eq!(complete(STATUS_DATA_XFER_ERROR, 0x2 << 1, 4096, 10), Completion::Status(STATUS_DATA_XFER_ERROR));
 }
+
+#[test]
+fn a_write_answered_before_its_data_is_never_acknowledged() {
+    assert_eq!(early_write(0), STATUS_DATA_XFER_ERROR);
+    // The phase tag alone is not an error.
+    assert_eq!(early_write(1), STATUS_DATA_XFER_ERROR);
+    // The target's own error stands.
+    assert_eq!(early_write(0x2 << 1), 0x2 << 1);
+    assert_eq!(early_write(0x80 << 1 | 1), 0x80 << 1 | 1);
+}

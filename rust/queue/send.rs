@@ -4,6 +4,7 @@
 //! it through the queue's `llist`.
 
 use super::{Queue, Rq};
+use crate::proto::completion;
 use crate::proto::crc;
 use crate::proto::errno;
 use crate::proto::pdu::{self, R2T};
@@ -219,16 +220,19 @@ impl Queue {
     /// error, logged); else the Response only overtook the send side's own
     /// bookkeeping (a poller received it right after the last send).
     fn complete_held(&self, req: &TcpRequest, early: bool) {
+        let mut status = req.held.status.load(Ordering::Relaxed);
+        let result = req.held.result.load(Ordering::Relaxed);
         if early {
+            // Never acknowledge a write the target did not get all of.
+            status = completion::early_write(status);
             dev_warn!(
                 self.dev(),
-                "queue {}: response for command id {:#x} before its data was sent\n",
+                "queue {}: response for command id {:#x} before its data was sent: status {:#x}\n",
                 self.qid,
-                req.submit().command_id()
+                req.submit().command_id(),
+                status
             );
         }
-        let status = req.held.status.load(Ordering::Relaxed);
-        let result = req.held.result.load(Ordering::Relaxed);
         self.end_request(req, status, result);
     }
 
