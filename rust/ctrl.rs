@@ -12,7 +12,7 @@ mod recovery;
 mod transport;
 
 pub(crate) use mq::{AdminQueueOps, IoQueueOps};
-pub(crate) use transport::{init_ops, write_queue_stats, CtrlList, TcpTransport};
+pub(crate) use transport::{init_ops, write_queue_stats, ControllersAtExit, TcpTransport};
 
 use crate::proto::pdu::{self, DataPlacement, Digests, IcResp};
 use crate::queue::{Queue, Rq};
@@ -236,8 +236,8 @@ impl TcpCtrl {
         let (sock, icresp) = connect_queue(n.device(), qid, self, n.opts())?;
         let ccsz = if qid == 0 { pdu::SQE_LEN as u32 + ADMIN_CCSZ } else { self.core().ioccsz() * 16 };
         // A queue is freed before it is allocated again (every set-up path
-        // tears down first); `alloc` refuses one that is not.
-        self.queues[usize::from(qid)].alloc(sock, icresp, ccsz, self.read_sock)
+        // tears down first); `attach` refuses one that is not.
+        self.queues[usize::from(qid)].attach(sock, icresp, ccsz, self.read_sock)
     }
 
     /// Fabrics Connect on queue `qid` (C: `nvme_tcp_start_queue`).
@@ -266,7 +266,7 @@ impl TcpCtrl {
     }
 
     fn free_queue(&self, qid: usize) {
-        self.queues[qid].free();
+        self.queues[qid].detach();
     }
 
     fn configure_admin_queue(&self, new: bool) -> Result {

@@ -16,7 +16,7 @@
 //! - the socket callbacks (softirq) read [`SockCallbacks`] only;
 //! - a request's own fields are split the same way (`crate::request`);
 //! - the set-up fields ([`QueueConf`]: socket, sizes) change only in
-//!   `alloc` and `free`, under the queue's lock (C: `queue_lock`) and only
+//!   `attach` and `detach`, under the queue's lock (C: `queue_lock`) and only
 //!   while io_work is disabled, the callbacks are off and pollers are out;
 //!   what queue_rq reads of them (digests, capsule size) is atomics.
 
@@ -57,12 +57,12 @@ enum Phase {
     /// Socket connected, io_work initialised; maybe started.
     Allocated,
     /// Stopped: callbacks off, socket shut down, io_work disabled, pollers
-    /// out. Only `free` follows.
+    /// out. Only `detach` follows.
     Stopped,
 }
 
-/// What a queue is set up with; changed only by [`Queue::alloc`] and
-/// [`Queue::free`], under the queue's lock, in phases where nothing else
+/// What a queue is set up with; changed only by [`Queue::attach`] and
+/// [`Queue::detach`], under the queue's lock, in phases where nothing else
 /// reads it.
 pub(crate) struct QueueConf {
     sock: Option<TcpSocket>,
@@ -87,7 +87,7 @@ pub(crate) struct QueueConf {
 pub(crate) struct Queue {
     ctrl: *const TcpCtrl,
     pub(crate) qid: u16,
-    /// C: `queue_lock`: alloc, stop and free one at a time (the timeout
+    /// C: `queue_lock`: attach, stop and detach one at a time (the timeout
     /// handler stops a queue while error recovery may tear it down).
     #[pin]
     lock: Mutex<Phase>,
@@ -179,7 +179,7 @@ impl Queue {
     /// `nvme_tcp_alloc_queue`); the queue is not live yet. `capsule_len`:
     /// the command capsule size the controller accepts on this queue.
     /// Fails with `EBUSY` unless the queue is free.
-    pub(crate) fn alloc(&self, sock: TcpSocket, icresp: pdu::IcResp, capsule_len: u32, work_pushes: bool) -> Result {
+    pub(crate) fn attach(&self, sock: TcpSocket, icresp: pdu::IcResp, capsule_len: u32, work_pushes: bool) -> Result {
         let mut phase = self.lock.lock();
         if *phase != Phase::Free {
             return Err(EBUSY);
@@ -217,7 +217,7 @@ impl Queue {
         if let Some(s) = &self.conf().sock {
             self.sk_ctx.set_tls(s.tls());
             // `stop` restored any earlier install; `io_work` was initialised
-            // in `alloc`. SAFETY: so not installed now, and the queue neither
+            // in `attach`. SAFETY: so not installed now, and the queue neither
             // moves nor goes away before `stop` restores (type invariant).
             unsafe { self.sk_ctx.install(s, work, WORK_CPU_UNBOUND, me.cast_mut().cast(), sk_error_fn) };
         }
@@ -278,7 +278,7 @@ impl Queue {
     /// io_work is disabled only once no poller can be in a pass (C, whose
     /// pollers only receive, cancels io_work right after the shutdown).
     /// Disabled, not cancelled: a late kick (`queue_rq`, `commit_rqs`, an
-    /// AER) queues nothing until `alloc` initialises the work again.
+    /// AER) queues nothing until `attach` initialises the work again.
     pub(crate) fn stop_nowait(&self) {
         let mut phase = self.lock.lock();
         if *phase != Phase::Allocated {
@@ -325,7 +325,7 @@ impl Queue {
 
     /// Releases the socket of a stopped (or never started) queue (C:
     /// `nvme_tcp_free_queue`).
-    pub(crate) fn free(&self) {
+    pub(crate) fn detach(&self) {
         let mut phase = self.lock.lock();
         match *phase {
             Phase::Free => return,

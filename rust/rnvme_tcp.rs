@@ -42,7 +42,7 @@ module! {
 struct RnvmeTcpModule {
     #[pin]
     transport: sys::fabrics::Registration<ctrl::TcpTransport>,
-    _ctrls: ctrl::CtrlList,
+    _ctrls: ctrl::ControllersAtExit,
     _debugfs: stats::Debugfs,
     _wq: sys::workqueue::Workqueue,
 }

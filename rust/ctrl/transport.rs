@@ -105,9 +105,9 @@ pub(super) static CTRL_OPS: CtrlOpsTable<TcpCtrl> = CtrlOpsTable::new();
 /// storage (statics are never dropped, and the buffer would outlive the
 /// module: kmemleak found it, t21). Controllers do not pin the module: as
 /// in C, unloading deletes them.
-pub(crate) struct CtrlList(());
+pub(crate) struct ControllersAtExit(());
 
-impl Drop for CtrlList {
+impl Drop for ControllersAtExit {
     fn drop(&mut self) {
         {
             let list = CTRLS.lock();
@@ -137,11 +137,11 @@ impl Drop for CtrlList {
 
 /// Fills in `CTRL_OPS`; called from module init before registration. The
 /// module keeps the returned guard until the transport is unregistered.
-pub(crate) fn init_ops(module: &'static ThisModule) -> CtrlList {
+pub(crate) fn init_ops(module: &'static ThisModule) -> ControllersAtExit {
     // SAFETY: called exactly once, from module init.
     unsafe { CTRLS.init() };
     // SAFETY: called once, from module init, before the transport is
     // registered: no controller exists yet.
     unsafe { CTRL_OPS.init(module) };
-    CtrlList(())
+    ControllersAtExit(())
 }

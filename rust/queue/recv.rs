@@ -239,7 +239,7 @@ impl Queue {
     /// dead from here: nothing more is received on it. While connecting
     /// there is no recovery to run: the queue's set-up commands time out
     /// at once. Never sleeps (pollers call it too). The receive side is
-    /// left as it is: nothing reads it again before `alloc` starts it over.
+    /// left as it is: nothing reads it again before `attach` starts it over.
     pub(super) fn recv_failed(&self, e: RecvError) {
         dev_err!(self.dev(), "queue {}: receive failed: {} (-{})\n", self.qid, Shown(e), e.errno());
         self.sk_ctx.set_rd_enabled(false);
