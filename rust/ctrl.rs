@@ -286,6 +286,11 @@ impl TcpCtrl {
         }
         let r = (|| -> Result {
             self.start_queue(0)?;
+            // Secure concatenation: this Connect authenticated and made the
+            // PSK; setup() restarts the queue over TLS before enabling.
+            if crate::tls::concat_first_pass(n) {
+                return Ok(());
+            }
             if let Err(e) = n.enable() {
                 self.stop_queue(0);
                 n.cancel_admin_tagset();
@@ -408,6 +413,13 @@ impl TcpCtrl {
         let n = self.core();
         self.configure_admin_queue(new)?;
         let r = (|| -> Result {
+            if crate::tls::concat_first_pass(n) {
+                // C: "restart admin queue for secure concatenation", now
+                // with the PSK DH-HMAC-CHAP generated.
+                n.stop_keep_alive();
+                self.teardown_admin_queue(false);
+                self.configure_admin_queue(false)?;
+            }
             if n.icdoff() != 0 {
                 dev_err!(self.device(), "icdoff is not supported!\n");
                 return Err(EOPNOTSUPP);

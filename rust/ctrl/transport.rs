@@ -32,7 +32,7 @@ impl Transport for TcpTransport {
     const ALLOWED_OPTS: u32 =
         opt::TRSVCID | opt::CTRL_LOSS_TMO | opt::HDR_DIGEST | opt::DATA_DIGEST | opt::NR_WRITE_QUEUES
             | opt::NR_POLL_QUEUES | opt::HOST_TRADDR | opt::HOST_IFACE | opt::TOS | opt::RECONNECT_DELAY
-            | opt::FAIL_FAST_TMO | opt::TLS | opt::KEYRING | opt::TLS_KEY;
+            | opt::FAIL_FAST_TMO | opt::TLS | opt::KEYRING | opt::TLS_KEY | opt::CONCAT;
 
     /// `NVME_TCP_DISC_PORT`.
     const DEFAULT_TRSVCID: &'static CStr = c"4420";
