@@ -22,7 +22,7 @@ use crate::sys::blk_mq::{Lookup, TagSet};
 use crate::sys::fabrics::{CtrlHandle, CtrlOptions};
 use crate::sys::fmt::Shown;
 use crate::sys::nvme::{self, nvme_result, CtrlOperations, NvmeCtrl};
-use crate::sys::socket::{SockAddr, TcpSocket};
+use crate::sys::socket::{NetNs, SockAddr, TcpSocket};
 use crate::sys::workqueue::{DelayedWork, Work};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::{bindings as kb, device::Device, prelude::*, types::Opaque};
@@ -54,6 +54,11 @@ pub(crate) struct TcpCtrl {
     /// I/O queues per map type (default, read, poll), as nvme-fabrics split
     /// them (`nvmf_set_io_queues()`).
     io_queues: IoQueueCounts,
+    /// The namespace the controller was created in: every queue socket is
+    /// created there, on the first connect as on a reset or reconnect
+    /// (which run in kworkers, in init_net). Put when the controller is
+    /// freed.
+    net: NetNs,
     addr: SockAddr,
     src_addr: Option<SockAddr>,
     digests: Digests,
@@ -126,7 +131,7 @@ impl TcpCtrl {
         self.aer_outstanding.load(Ordering::Acquire).then_some(&self.async_req)
     }
 
-    fn create(dev: &Device, opts: &CtrlOptions, addr: SockAddr, src: Option<SockAddr>) -> Result<CtrlHandle> {
+    fn create(dev: &Device, opts: &CtrlOptions, net: NetNs, addr: SockAddr, src: Option<SockAddr>) -> Result<CtrlHandle> {
         let nr_queues = (opts.nr_io_queues() + opts.nr_write_queues() + opts.nr_poll_queues() + 1) as usize;
         let mut b = KBox::<TcpCtrl>::new_uninit(GFP_KERNEL)?;
         let me: *mut TcpCtrl = b.as_mut_ptr();
@@ -141,6 +146,7 @@ impl TcpCtrl {
         unsafe {
             core::ptr::write_bytes(me, 0, 1);
             core::ptr::write(&raw mut (*me).queues, queues);
+            core::ptr::write(&raw mut (*me).net, net);
             core::ptr::write(&raw mut (*me).addr, addr);
             core::ptr::write(&raw mut (*me).src_addr, src);
             core::ptr::write(&raw mut (*me).async_req, TcpRequest::new(admin_queue, (*me).ctrl.get(), Kind::Aer));
@@ -280,6 +286,11 @@ impl TcpCtrl {
         }
         let r = (|| -> Result {
             self.start_queue(0)?;
+            // Secure concatenation: this Connect authenticated and made the
+            // PSK; setup() restarts the queue over TLS before enabling.
+            if crate::tls::concat_first_pass(n) {
+                return Ok(());
+            }
             if let Err(e) = n.enable() {
                 self.stop_queue(0);
                 n.cancel_admin_tagset();
@@ -402,6 +413,13 @@ impl TcpCtrl {
         let n = self.core();
         self.configure_admin_queue(new)?;
         let r = (|| -> Result {
+            if crate::tls::concat_first_pass(n) {
+                // C: "restart admin queue for secure concatenation", now
+                // with the PSK DH-HMAC-CHAP generated.
+                n.stop_keep_alive();
+                self.teardown_admin_queue(false);
+                self.configure_admin_queue(false)?;
+            }
             if n.icdoff() != 0 {
                 dev_err!(self.device(), "icdoff is not supported!\n");
                 return Err(EOPNOTSUPP);
@@ -490,7 +508,7 @@ impl TcpCtrl {
 /// Opens queue `qid`'s TCP connection and runs the ICReq/ICResp exchange.
 fn connect_queue(dev: &Device, qid: u16, c: &TcpCtrl, opts: &CtrlOptions) -> Result<(TcpSocket, IcResp)> {
     let digests = c.digests;
-    let sock = TcpSocket::connect(&c.addr, c.src_addr.as_ref(), opts.host_iface(), opts.tos()).inspect_err(|e| {
+    let sock = TcpSocket::connect(&c.net, &c.addr, c.src_addr.as_ref(), opts.host_iface(), opts.tos()).inspect_err(|e| {
         dev_err!(dev, "rnvme_tcp: queue {}: failed to connect socket: {}\n", qid, e.to_errno());
     })?;
     // With `tls`: the handshake, before ICReq (C: nvme_tcp_alloc_queue).

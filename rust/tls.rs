@@ -22,7 +22,7 @@ use kernel::{device::Device, prelude::*};
 
 /// Refuses option combinations this transport cannot serve over TLS.
 pub(crate) fn check_options(dev: &Device, opts: &CtrlOptions, read_sock: bool) -> Result {
-    if opts.tls() && read_sock {
+    if (opts.tls() || opts.concat()) && read_sock {
         dev_err!(
             dev,
             "rnvme_tcp: tls needs the recvmsg receive path (read_sock() refuses TLS records that are not data): load rnvme_tcp with read_sock=0\n"
@@ -32,19 +32,44 @@ pub(crate) fn check_options(dev: &Device, opts: &CtrlOptions, read_sock: bool) -
     Ok(())
 }
 
-/// The PSK queue `qid` offers, `None` without `tls` (C:
-/// `nvme_tcp_alloc_admin_queue()` for the admin queue: `tls_key=` or the
-/// retained PSK for the host and subsystem NQNs; `__nvme_tcp_alloc_io_queues()`
-/// for I/O queues: the one the admin queue negotiated).
+/// Whether the controller runs TLS: `tls`, or `concat` (C:
+/// `nvme_tcp_tls_configured()`).
+fn tls_configured(n: NvmeCtrl) -> bool {
+    n.opts().tls() || n.opts().concat()
+}
+
+/// Secure concatenation's first pass: the admin queue connects over plain
+/// TCP so DH-HMAC-CHAP can generate the PSK (`opts->tls_key`), then set-up
+/// restarts it over TLS with that PSK (C: `ctrl->opts->concat &&
+/// !ctrl->tls_pskid` in `nvme_tcp_setup_ctrl`).
+pub(crate) fn concat_first_pass(n: NvmeCtrl) -> bool {
+    n.opts().concat() && n.tls_pskid().is_none()
+}
+
+/// The generated PSK must be revoked before the admin queue is set up
+/// again (C: `nvme_tcp_key_revoke_needed()`): with `concat`, once a PSK
+/// was generated and negotiated.
+pub(crate) fn key_revoke_needed(n: NvmeCtrl) -> bool {
+    n.opts().concat() && n.opts().tls_key().is_some() && n.tls_pskid().is_some()
+}
+
+/// The PSK queue `qid` offers, `None` without TLS (C:
+/// `nvme_tcp_alloc_admin_queue()` for the admin queue: `tls_key=` (with
+/// `concat`, the generated one, none on the first pass) or the retained
+/// PSK for the host and subsystem NQNs; `__nvme_tcp_alloc_io_queues()` for
+/// I/O queues: the one the admin queue negotiated).
 fn queue_psk(n: NvmeCtrl, qid: u16) -> Result<Option<KeySerial>> {
     let opts = n.opts();
-    if !opts.tls() {
+    if !tls_configured(n) {
         return Ok(None);
     }
     let dev = n.device();
     if qid == 0 {
         if let Some(k) = opts.tls_key() {
             return Ok(Some(k));
+        }
+        if opts.concat() {
+            return Ok(None);
         }
         return match opts.default_psk() {
             Some(k) => Ok(Some(k)),
@@ -59,6 +84,16 @@ fn queue_psk(n: NvmeCtrl, qid: u16) -> Result<Option<KeySerial>> {
                 Err(ENOKEY)
             }
         };
+    }
+    if opts.concat() {
+        let Some(k) = opts.tls_key() else {
+            dev_err!(dev, "rnvme_tcp: queue {}: no PSK generated\n", qid);
+            return Err(ENOKEY);
+        };
+        if let Some(id) = n.tls_pskid().filter(|id| id.get() != k.get()) {
+            dev_err!(dev, "rnvme_tcp: queue {}: stale PSK id {:08x}\n", qid, id.get());
+            n.set_tls_pskid(None);
+        }
     }
     match n.tls_pskid() {
         Some(k) => Ok(Some(k)),

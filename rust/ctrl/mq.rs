@@ -98,8 +98,21 @@ fn timeout(rq: Rq) -> kb::blk_eh_timer_return {
     if c.core().state() != nb::nvme_ctrl_state_NVME_CTRL_LIVE {
         // Not live (connecting, deleting): fail the request now so set-up
         // or teardown can go on.
+        let queue_was_live = q.live.load(Ordering::Acquire);
         q.stop();
-        rq.complete_timed_out();
+        if queue_was_live {
+            rq.complete_timed_out();
+        } else {
+            // A Fabrics Connect or DH-HMAC-CHAP command of a queue still
+            // connecting (only those pass check_ready there). The queue
+            // is stopped now, io_work disabled: a retry (nvme-core retries
+            // AUTH_Send/AUTH_Receive, NVME_SUBMIT_RETRY) would wait out
+            // another timeout there, five times (5 minutes for a key the
+            // target refused and then closed the connection on). C stops
+            // nothing for a queue not live (nvme_tcp_stop_queue_nowait),
+            // so its retries fail on the dead socket at once.
+            rq.complete_timed_out_no_retry();
+        }
         return kb::blk_eh_timer_return_BLK_EH_DONE;
     }
     c.error_recovery();

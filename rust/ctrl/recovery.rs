@@ -68,6 +68,9 @@ pub(super) unsafe extern "C" fn err_work_fn(w: *mut kb::work_struct) {
     // SAFETY: `w` is the `err_work` of a live controller.
     let c = unsafe { &*w.cast::<u8>().sub(off).cast::<TcpCtrl>() };
     let n = c.core();
+    if crate::tls::key_revoke_needed(n) {
+        n.revoke_tls_key();
+    }
     n.stop_keep_alive();
     n.flush_async_event_work();
     c.teardown_io_queues(false);
@@ -120,6 +123,9 @@ pub(super) unsafe extern "C" fn reset_work_fn(w: *mut kb::work_struct) {
     // SAFETY: `w` is the `reset_work` of one of our live controllers.
     let c = unsafe { &*w.cast::<u8>().sub(off).cast::<TcpCtrl>() };
     let n = c.core();
+    if crate::tls::key_revoke_needed(n) {
+        n.revoke_tls_key();
+    }
     n.stop();
     c.teardown(false);
     if !n.change_state(nb::nvme_ctrl_state_NVME_CTRL_CONNECTING) {

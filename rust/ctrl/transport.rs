@@ -7,7 +7,7 @@ use super::TcpCtrl;
 use crate::sys::bindings as nb;
 use crate::sys::fabrics::{opt, CtrlHandle, CtrlOptions, Transport};
 use crate::sys::nvme::{self, CtrlOpsTable, NvmeCtrl};
-use crate::sys::socket::SockAddr;
+use crate::sys::socket::{NetNs, SockAddr};
 use core::sync::atomic::{AtomicUsize, Ordering};
 use kernel::{bindings as kb, device::Device, prelude::*};
 
@@ -32,7 +32,7 @@ impl Transport for TcpTransport {
     const ALLOWED_OPTS: u32 =
         opt::TRSVCID | opt::CTRL_LOSS_TMO | opt::HDR_DIGEST | opt::DATA_DIGEST | opt::NR_WRITE_QUEUES
             | opt::NR_POLL_QUEUES | opt::HOST_TRADDR | opt::HOST_IFACE | opt::TOS | opt::RECONNECT_DELAY
-            | opt::FAIL_FAST_TMO | opt::TLS | opt::KEYRING | opt::TLS_KEY;
+            | opt::FAIL_FAST_TMO | opt::TLS | opt::KEYRING | opt::TLS_KEY | opt::CONCAT;
 
     /// `NVME_TCP_DISC_PORT`.
     const DEFAULT_TRSVCID: &'static CStr = c"4420";
@@ -41,11 +41,23 @@ impl Transport for TcpTransport {
         let traddr = opts.traddr().ok_or(EINVAL)?;
         // Never NULL: DEFAULT_TRSVCID is set when the connect gave none.
         let trsvcid = opts.trsvcid().ok_or(EINVAL)?;
-        let addr = SockAddr::parse(traddr, trsvcid).inspect_err(|e| {
+        // The caller's namespace, for every socket of the controller's life
+        // (C: nvme_tcp_alloc_queue creates each in current's, which for a
+        // reset or reconnect is a kworker's, init_net).
+        let net = NetNs::current()?;
+        // host_iface is checked once, here, in that namespace (C:
+        // nvme_tcp_alloc_ctrl); each socket then binds to it.
+        if let Some(iface) = opts.host_iface() {
+            if !net.has_device(iface) {
+                dev_err!(dev, "rnvme_tcp: invalid interface passed: {}\n", iface);
+                return Err(ENODEV);
+            }
+        }
+        let addr = SockAddr::parse(&net, traddr, trsvcid).inspect_err(|e| {
             dev_err!(dev, "rnvme_tcp: malformed address {}:{}: {}\n", traddr, trsvcid, e.to_errno());
         })?;
         let src = match opts.host_traddr() {
-            Some(h) => Some(SockAddr::parse_host(h).inspect_err(|e| {
+            Some(h) => Some(SockAddr::parse_host(&net, h).inspect_err(|e| {
                 dev_err!(dev, "rnvme_tcp: malformed host_traddr {}: {}\n", h, e.to_errno());
             })?),
             None => None,
@@ -56,7 +68,7 @@ impl Transport for TcpTransport {
             return Err(EALREADY);
         }
         crate::tls::check_options(dev, opts, crate::module_parameters::read_sock.value())?;
-        TcpCtrl::create(dev, opts, addr, src)
+        TcpCtrl::create(dev, opts, net, addr, src)
     }
 }
 

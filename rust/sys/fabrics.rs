@@ -61,6 +61,7 @@ pub(crate) mod opt {
     pub(crate) const TLS: u32 = nb::NVMF_OPT_TLS;
     pub(crate) const KEYRING: u32 = nb::NVMF_OPT_KEYRING;
     pub(crate) const TLS_KEY: u32 = nb::NVMF_OPT_TLS_KEY;
+    pub(crate) const CONCAT: u32 = nb::NVMF_OPT_CONCAT;
 }
 
 /// Connect options nvme-fabrics parsed (`struct nvmf_ctrl_options`).

@@ -56,7 +56,15 @@ impl CtrlOptions {
         self.raw_opts().tls
     }
 
-    /// `tls_key=`: the PSK to offer, as nvme-fabrics looked it up.
+    /// `concat`: secure channel concatenation, TLS with the PSK that
+    /// DH-HMAC-CHAP generates on the admin queue.
+    pub(crate) fn concat(&self) -> bool {
+        self.raw_opts().concat
+    }
+
+    /// `tls_key=`: the PSK to offer, as nvme-fabrics looked it up; with
+    /// `concat`, the one DH-HMAC-CHAP generated (nvme-core sets it during
+    /// the admin queue's Connect, on the set-up path that reads it).
     pub(crate) fn tls_key(&self) -> Option<KeySerial> {
         // SAFETY: the options hold a reference on their key until freed.
         KeySerial::new(unsafe { key_serial(self.raw_opts().tls_key) })
@@ -104,6 +112,16 @@ impl NvmeCtrl {
         // SAFETY: a valid controller (type invariant); set-up paths, which
         // nvme-core runs one at a time, are the only writers.
         KeySerial::new(unsafe { (*self.as_raw()).tls_pskid })
+    }
+
+    /// `nvme_auth_revoke_tls_key()`: revokes and drops the PSK secure
+    /// concatenation generated (`opts->tls_key`), so the next set-up
+    /// authenticates and generates a new one.
+    pub(crate) fn revoke_tls_key(self) {
+        // SAFETY: a valid controller (type invariant), on a reset or
+        // recovery path, which nvme-core runs one at a time with the
+        // set-up paths that read `opts->tls_key`.
+        unsafe { nb::nvme_auth_revoke_tls_key(self.as_raw()) };
     }
 
     /// Sets or wipes `ctrl->tls_pskid` (set-up paths only).

@@ -24,14 +24,19 @@ const char *rnvme_ctrl_name(struct nvme_ctrl *ctrl)
 	return dev_name(ctrl->device);
 }
 
-struct net *rnvme_current_net(void)
+struct net *rnvme_get_current_net(void)
 {
-	return current->nsproxy->net_ns;
+	return get_net(current->nsproxy->net_ns);
 }
 
-int rnvme_parse_addr(const char *addr, const char *port, struct sockaddr_storage *out)
+void rnvme_put_net(struct net *net)
 {
-	return inet_pton_with_scope(&init_net, AF_UNSPEC, addr, port, out);
+	put_net(net);
+}
+
+int rnvme_parse_addr(struct net *net, const char *addr, const char *port, struct sockaddr_storage *out)
+{
+	return inet_pton_with_scope(net, AF_UNSPEC, addr, port, out);
 }
 
 int rnvme_next_online_cpu(int cpu)

@@ -23,10 +23,12 @@ struct socket;
 struct net;
 struct sockaddr_storage;
 
-/* The network namespace of the task creating a controller (as the C driver). */
-struct net *rnvme_current_net(void);
-/* inet_pton_with_scope() for traddr/trsvcid, into *addr; returns errno. */
-int rnvme_parse_addr(const char *addr, const char *port, struct sockaddr_storage *out);
+/* get_net(current->nsproxy->net_ns): the caller's network namespace, referenced. */
+struct net *rnvme_get_current_net(void);
+/* put_net(). */
+void rnvme_put_net(struct net *net);
+/* inet_pton_with_scope() in `net` for traddr/trsvcid, into *addr; returns errno. */
+int rnvme_parse_addr(struct net *net, const char *addr, const char *port, struct sockaddr_storage *out);
 
 struct work_struct;
 struct lock_class_key;

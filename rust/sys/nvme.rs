@@ -504,6 +504,21 @@ impl<D> Request<D> {
         }
     }
 
+    /// As [`Self::complete_timed_out`], and nvme-core does not retry it
+    /// (`REQ_FAILFAST_DRIVER`, as if submitted without `NVME_SUBMIT_RETRY`).
+    /// For a request of a queue that the timeout stopped before it was
+    /// live: nothing can carry a retry there.
+    pub(crate) fn complete_timed_out_no_retry(self) {
+        if self.try_set_end() {
+            // SAFETY: a started request whose end this call won: nobody
+            // else changes it until it is completed below; nvme-core reads
+            // `cmd_flags` when it decides on a retry (`blk_noretry_request`).
+            unsafe { (*self.as_raw()).cmd_flags |= 1 << kb::req_flag_bits___REQ_FAILFAST_DRIVER };
+            // SAFETY: as above.
+            unsafe { nb::rnvme_complete_timed_out_request(self.as_raw().cast()) };
+        }
+    }
+
     /// `nvme_complete_rq()`: the usual `complete` of an nvme transport.
     pub(crate) fn nvme_complete(self) {
         // SAFETY: a request blk-mq is completing.

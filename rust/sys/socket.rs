@@ -7,27 +7,82 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use kernel::{bindings as kb, error::to_result, ffi::c_ulong, prelude::*};
 
+/// A reference on a network namespace, taken with `get_net()` and put
+/// when dropped: the namespace a controller was created in, where every
+/// socket of the controller is created (first connect, reset, reconnect)
+/// and its `host_iface` looked up.
+///
+/// # Invariants
+///
+/// `net` is a live namespace on which this value holds one reference.
+pub(crate) struct NetNs {
+    net: core::ptr::NonNull<kb::net>,
+}
+
+// SAFETY: a namespace reference may be used and put from any task.
+unsafe impl Send for NetNs {}
+// SAFETY: only read through `&self` (socket creation, device lookup),
+// which the namespace allows from any task.
+unsafe impl Sync for NetNs {}
+
+impl NetNs {
+    /// The calling task's namespace (`current->nsproxy->net_ns`).
+    pub(crate) fn current() -> Result<Self> {
+        // SAFETY: called from a task (the connect's write to
+        // /dev/nvme-fabrics), whose nsproxy is set while it runs; the
+        // helper takes a reference, which `Self` owns.
+        let net = core::ptr::NonNull::new(unsafe { nb::rnvme_get_current_net() }.cast::<kb::net>()).ok_or(EINVAL)?;
+        // INVARIANT: `net` is referenced by get_net() just now.
+        Ok(Self { net })
+    }
+
+    fn as_raw(&self) -> *mut kb::net {
+        self.net.as_ptr()
+    }
+
+    /// Whether a network device named `name` exists in this namespace.
+    pub(crate) fn has_device(&self, name: &CStr) -> bool {
+        let _rcu = kernel::sync::rcu::read_lock();
+        // SAFETY: under the RCU read lock, as the function requires; the
+        // namespace is live (invariant), `name` is NUL-terminated. The
+        // device is only tested for, never dereferenced.
+        !unsafe { net::dev_get_by_name_rcu(self.as_raw(), name.as_char_ptr()) }.is_null()
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        // SAFETY: the reference this value holds (invariant), put once.
+        unsafe { nb::rnvme_put_net(self.as_raw().cast()) };
+    }
+}
+
 /// A transport address parsed by `inet_pton_with_scope()`.
 pub(crate) struct SockAddr(kb::__kernel_sockaddr_storage);
 
 impl SockAddr {
-    /// Parses `addr`/`port` as nvme-fabrics gives them (IPv4 or IPv6).
-    pub(crate) fn parse(addr: &CStr, port: &CStr) -> Result<Self> {
+    /// Parses `addr`/`port` as nvme-fabrics gives them (IPv4 or IPv6; an
+    /// IPv6 scope names an interface of `net`).
+    pub(crate) fn parse(net: &NetNs, addr: &CStr, port: &CStr) -> Result<Self> {
         let mut s = SockAddr(Default::default());
-        // SAFETY: both strings are NUL-terminated and `s.0` is writable
-        // storage of the size the function expects.
+        // SAFETY: the namespace is live (`NetNs`), both strings are
+        // NUL-terminated and `s.0` is writable storage of the size the
+        // function expects.
         to_result(unsafe {
-            nb::rnvme_parse_addr(addr.as_char_ptr(), port.as_char_ptr(), (&raw mut s.0).cast())
+            nb::rnvme_parse_addr(net.as_raw().cast(), addr.as_char_ptr(), port.as_char_ptr(), (&raw mut s.0).cast())
         })?;
         Ok(s)
     }
 
     /// Parses a host address without a port (`host_traddr`).
-    pub(crate) fn parse_host(addr: &CStr) -> Result<Self> {
+    pub(crate) fn parse_host(net: &NetNs, addr: &CStr) -> Result<Self> {
         let mut s = SockAddr(Default::default());
-        // SAFETY: `addr` is NUL-terminated, a NULL port means "any", and
-        // `s.0` is writable storage of the expected size.
-        to_result(unsafe { nb::rnvme_parse_addr(addr.as_char_ptr(), core::ptr::null(), (&raw mut s.0).cast()) })?;
+        // SAFETY: the namespace is live (`NetNs`), `addr` is NUL-terminated,
+        // a NULL port means "any", and `s.0` is writable storage of the
+        // expected size.
+        to_result(unsafe {
+            nb::rnvme_parse_addr(net.as_raw().cast(), addr.as_char_ptr(), core::ptr::null(), (&raw mut s.0).cast())
+        })?;
         Ok(s)
     }
 
@@ -55,16 +110,27 @@ unsafe impl Send for TcpSocket {}
 unsafe impl Sync for TcpSocket {}
 
 impl TcpSocket {
-    /// Creates a TCP socket with the NVMe/TCP queue options, binds it to
-    /// `src` and/or the interface `iface` when given, and connects it
-    /// (blocking, one SYN retry).
-    pub(crate) fn connect(addr: &SockAddr, src: Option<&SockAddr>, iface: Option<&CStr>, tos: c_int) -> Result<Self> {
+    /// Creates a TCP socket in `net` with the NVMe/TCP queue options,
+    /// binds it to `src` and/or the interface `iface` when given, and
+    /// connects it (blocking, one SYN retry).
+    ///
+    /// `net` is the controller's namespace, not the calling task's: a
+    /// reset or reconnect runs in a kworker, whose namespace is init_net
+    /// (the C driver's `current->nsproxy->net_ns` in nvme_tcp_alloc_queue
+    /// has that hole).
+    pub(crate) fn connect(
+        net: &NetNs,
+        addr: &SockAddr,
+        src: Option<&SockAddr>,
+        iface: Option<&CStr>,
+        tos: c_int,
+    ) -> Result<Self> {
         let mut raw: *mut kb::socket = core::ptr::null_mut();
-        // SAFETY: `rnvme_current_net()` is the caller's namespace; `raw`
-        // receives the new socket.
+        // SAFETY: the namespace is live (`NetNs`); `raw` receives the new
+        // socket.
         to_result(unsafe {
             kb::sock_create_kern(
-                nb::rnvme_current_net().cast(),
+                net.as_raw(),
                 addr.family(),
                 kb::sock_type_SOCK_STREAM as c_int,
                 kb::IPPROTO_TCP as c_int,
@@ -148,19 +214,10 @@ impl TcpSocket {
         }
     }
 
-    /// `SO_BINDTODEVICE` to `iface`, which must exist (C driver:
-    /// `host_iface`, looked up in the initial namespace as there).
+    /// `SO_BINDTODEVICE` to `iface`, in the socket's namespace (the
+    /// controller's, where create_ctrl checked it exists; -ENODEV if it
+    /// has gone since).
     fn bind_iface(&self, iface: &CStr) -> Result {
-        let found = {
-            let _rcu = kernel::sync::rcu::read_lock();
-            // SAFETY: under the RCU read lock, as the function requires;
-            // `init_net` lives for ever, `iface` is NUL-terminated. The
-            // device is only tested for, never dereferenced.
-            !unsafe { net::dev_get_by_name_rcu(&raw mut kb::init_net, iface.as_char_ptr()) }.is_null()
-        };
-        if !found {
-            return Err(ENODEV);
-        }
         let len = c_uint::try_from(iface.to_bytes().len()).map_err(|_| EINVAL)?;
         // SAFETY: `sockptr_t` is a pointer union and a flag: all-zero is a
         // null user pointer.

@@ -54,5 +54,5 @@ all=$(ss -tnH state established "( dport = :$TRSVCID )" | wc -l)
 run_fio --name=iface --filename="$dev" --rw=randwrite --bs=4k --size=2M --ioengine=libaio --iodepth=4 --direct=1 \
 	--verify=crc32c --do_verify=1 --verify_fatal=1 || fail "fio over host_iface=lo failed"
 run nvme disconnect -n "$NQN" || fail "disconnect failed"
-expect_refused host_iface=nosuch0 'rnvme_tcp: failed to bind to interface nosuch0: -19' ||
+expect_refused host_iface=nosuch0 'rnvme_tcp: invalid interface passed: nosuch0' ||
 	fail "no clear error for a bad host_iface"
