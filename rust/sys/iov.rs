@@ -70,10 +70,10 @@ fn iter_crc(it: &kb::iov_iter, n: usize, crc: u32) -> u32 {
     let mut crc = crc;
     // The iteration advances its iterator: run it on a copy.
     let mut tmp = copy_iter(it);
-    // SAFETY: `tmp` is a valid bvec/kvec iterator with at least `n` bytes
-    // (callers pass the state from before a transfer of `n` bytes), over
-    // pages that stay pinned meanwhile; `crc_step` gets `crc`, alive for
-    // the call.
+    // `tmp` is a valid bvec/kvec iterator with at least `n` bytes (callers
+    // pass the state from before a transfer of `n` bytes), over pages that
+    // stay pinned meanwhile.
+    // SAFETY: as said; `crc_step` gets `crc`, alive for the call.
     unsafe {
         nb::rnvme_iterate_and_advance_kernel(&raw mut tmp, n, (&raw mut crc).cast(), core::ptr::null_mut(), Some(crc_step))
     };
@@ -473,10 +473,9 @@ impl DataPhase {
         let mut buf = [0u8; 64];
         while left > 0 {
             let k = left.min(buf.len());
-            // SAFETY: `it` is a private copy of an iterator over the
-            // request's pinned pages with at least `n` bytes (`PhaseMark`'s
-            // invariant); `buf` has room for `k`.
-            // `copy_step` gets `buf`, which has room for the `k` bytes.
+            // `it` is a private copy of an iterator over the request's
+            // pinned pages with at least `n` bytes (`PhaseMark`'s invariant).
+            // SAFETY: as said; `copy_step` gets `buf`, with room for `k`.
             let got = unsafe {
                 nb::rnvme_iterate_and_advance_kernel(&raw mut it, k, buf.as_mut_ptr().cast(), core::ptr::null_mut(), Some(copy_step))
             };

@@ -623,10 +623,10 @@ impl CbReadGuard {
     /// The queue's context installed on the socket, if any: valid while
     /// the lock is held ([`SockCallbacks`]: restored under the write side).
     fn ctx(&self) -> Option<&SockCallbacks> {
-        // SAFETY: a valid `sock` (invariant); `sk_user_data` is written
-        // under the write side of the lock we hold. Set, it is a
-        // `SockCallbacks` that stays put until `restore` takes the write
-        // side (its invariant), which waits for this guard.
+        // `sk_user_data` is written under the write side of the lock we
+        // hold. Set, it is a `SockCallbacks` that stays put until `restore`
+        // takes the write side (its invariant), which waits for this guard.
+        // SAFETY: so, with a valid `sock` (invariant), the reference is good.
         unsafe { (*self.0).sk_user_data.cast::<SockCallbacks>().cast_const().as_ref() }
     }
 }
@@ -808,11 +808,12 @@ impl SockCallbacks {
         let sk = sock.sk();
         // SAFETY: the socket's `sock` is valid while `sock` is.
         let _g = unsafe { CbWriteGuard::lock(sk) };
-        // SAFETY: a valid `sock`, its callback fields written under the
-        // write lock as the socket layer expects; this context is on no
-        // socket (caller), so nothing reads `inst` while it is written, and
-        // the lock orders the write before any callback's read. INVARIANT:
-        // `inst` is written before `sk_user_data` makes it reachable.
+        // The socket's callback fields are written under the write lock as
+        // the socket layer expects; the lock orders the write before any
+        // callback's read. INVARIANT: `inst` is written before
+        // `sk_user_data` makes it reachable.
+        // SAFETY: a valid `sock`; this context is on no socket (caller), so
+        // nothing reads `inst` while it is written.
         unsafe {
             *self.inst.get() = Installed {
                 io_work,

@@ -25,10 +25,10 @@ impl Workqueue {
     /// `nvme_tcp_wq`.
     pub(crate) fn new() -> Result<Self> {
         let flags = kb::wq_flags_WQ_MEM_RECLAIM | kb::wq_flags_WQ_HIGHPRI | kb::wq_flags_WQ_PERCPU;
+        // `alloc_workqueue()` is this behind an allocation profiling hook;
+        // 0: the default max_active.
         // SAFETY: the name is a NUL-terminated format without directives,
-        // so the variadic part takes no arguments; 0: the default
-        // max_active. (`alloc_workqueue()` is this behind an allocation
-        // profiling hook.)
+        // so the variadic part takes no arguments.
         let wq = unsafe { kb::alloc_workqueue_noprof(c"rnvme_tcp_wq".as_char_ptr(), flags, 0) };
         if wq.is_null() {
             return Err(ENOMEM);
@@ -176,11 +176,11 @@ impl DelayedWork {
         let key = kernel::static_lock_class!();
         let timer_key = kernel::static_lock_class!();
         let dw = self.dwork.get();
+        // INIT_DELAYED_WORK, spelt out as `kernel::workqueue::DelayedWork::new`
+        // does: the work, and an irq-safe timer that queues it
+        // (`delayed_work_timer_fn`, given only timers inside a `delayed_work`).
         // SAFETY: by the caller's guarantee nobody uses the item now; the
-        // keys and names are static. INIT_DELAYED_WORK, spelt out as
-        // `kernel::workqueue::DelayedWork::new` does: the work, and an
-        // irq-safe timer that queues it (`delayed_work_timer_fn`, given
-        // only timers inside a `delayed_work`).
+        // keys and names are static.
         unsafe {
             kb::init_work_with_key(&raw mut (*dw).work, Some(f), false, c"rnvme_tcp_delayed_work".as_char_ptr(), key.as_ptr());
             kb::timer_init_key(
@@ -199,10 +199,10 @@ impl DelayedWork {
     pub(crate) fn queue_in(&self, secs: u32) -> bool {
         let wq = WQ.load(Ordering::Acquire);
         let delay = kernel::time::msecs_to_jiffies(secs.saturating_mul(1000));
-        // SAFETY: initialised where it is (invariant); `wq` is the live
-        // workqueue, as in `queue_raw`.
         self.ready.load(Ordering::Acquire)
             && !wq.is_null()
+            // SAFETY: initialised where it is (invariant); `wq` is the live
+            // workqueue, as in `queue_raw`.
             && unsafe { kb::queue_delayed_work_on(WORK_CPU_UNBOUND, wq, self.dwork.get(), delay) }
     }
 
