@@ -146,7 +146,7 @@ for ((k = 0; k < jobs; k++)); do
 		status=0
 		if [ ${#tests[@]} -gt 0 ]; then
 			RNVME_VM_APPEND="$append ${RNVME_VM_APPEND:-}" qemu/run-vm.sh --quiet --timeout "${RNVME_SUITE_TIMEOUT:-2400}" --out "$dir" -- \
-				bash tests/vm/run.sh "${tests[@]}" 2>&1 | sed "s/^/[vm $((k + 1))] /" >&2
+				${RNVME_TEST_TRACE:+TEST_TRACE=1} bash tests/vm/run.sh "${tests[@]}" 2>&1 | sed "s/^/[vm $((k + 1))] /" >&2
 			status=${PIPESTATUS[0]}
 		fi
 		[ $has_detector = 1 ] && run_detector "$out/kasan-detector"

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-# A hostile NVMe/TCP "target" for one connection on 127.0.0.1:PORT: it answers
+# A hostile NVMe/TCP "target": fake_target.py PORT MODE... listens on
+# 127.0.0.1:PORT+i for the i-th MODE and, for every connection there, answers
 # the ICReq (correctly or not) and then sends the one bad thing MODE names.
-# Used by t17-hostile-target.sh to check that rnvme_tcp logs the field and
+# One process serves every case of a test (a Python start costs seconds in
+# the TCG guest). Used by t17/t23 to check that rnvme_tcp logs the field and
 # fails the connect without touching memory it should not.
 import socket
 import struct
 import sys
-
-MODE, PORT = sys.argv[1], int(sys.argv[2])
+import threading
 
 
 def hdr(ptype, flags, hlen, pdo, plen):
@@ -67,68 +68,97 @@ def recv_exact(c, n):
     return b
 
 
-srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("127.0.0.1", PORT))
-srv.listen(1)
-srv.settimeout(60)
-print("listening", flush=True)
-c, _ = srv.accept()
-c.settimeout(30)
-recv_exact(c, 128)  # ICReq
-if MODE == "icresp-bad-pfv":
-    c.sendall(icresp(pfv=1))
-elif MODE == "icresp-bad-maxdata":
-    c.sendall(icresp(maxdata=100))
-elif MODE == "close-after-icresp":
-    c.sendall(icresp())
-    recv_exact(c, 72)
-    c.close()
-    sys.exit(0)
-else:
-    c.sendall(icresp())
-    # The Fabrics Connect capsule: 72-byte header + 1024 bytes in-capsule data.
-    cap = recv_exact(c, 72)
-    plen = struct.unpack_from("<I", cap, 4)[0]
-    recv_exact(c, plen - 72)
-    cid = struct.unpack_from("<H", cap, 8 + 2)[0]
-    if MODE == "rsp-dup-cid":
-        # Connect answered twice. nvme-core bumps a tag's generation (the
-        # command id's top 4 bits) when its command completes, so the second
-        # answer names the now free request by the id its next command would
-        # carry. It comes in place of the answer to the next command
-        # (Property Get), which is in flight then.
-        c.sendall(rsp(cid))
+def handle(c, MODE):
+    """One connection of case MODE."""
+    c.settimeout(30)
+    recv_exact(c, 128)  # ICReq
+    if MODE == "icresp-bad-pfv":
+        c.sendall(icresp(pfv=1))
+    elif MODE == "icresp-bad-maxdata":
+        c.sendall(icresp(maxdata=100))
+    elif MODE == "close-after-icresp":
+        c.sendall(icresp())
         recv_exact(c, 72)
-        c.sendall(rsp((cid + 0x1000) & 0xFFFF))
-    elif MODE == "identify-short":
-        # Identify (a 4 KiB read) answered with SUCCESS after 512 bytes of data.
-        c.sendall(rsp(cid))
-        serve(c, lambda op, cid: c2h(cid, 0, bytes([0xA5]) * 512) + rsp(cid) if op == 0x06 else rsp(cid))
-    elif MODE == "rsp-bad-hlen":
-        c.sendall(rsp(cid, hlen=23))
-    elif MODE == "rsp-unknown-cid":
-        c.sendall(rsp(cid ^ 0x5a5))
-    elif MODE == "c2h-unknown-cid":
-        c.sendall(hdr(7, 0x0C, 24, 24, 24 + 512) + struct.pack("<HHII", cid ^ 0x5a5, 0, 0, 512) + bytes(4) + bytes(512))
-    elif MODE == "c2h-out-of-range":
-        # Connect transfers no data to the host: any C2HData is out of range.
-        c.sendall(hdr(7, 0x0C, 24, 24, 24 + 512) + struct.pack("<HHII", cid, 0, 0, 512) + bytes(4) + bytes(512))
-    elif MODE == "r2t-zero-length":
-        c.sendall(hdr(9, 0, 24, 0, 24) + struct.pack("<HHII", cid, 1, 0, 0) + bytes(4))
-    elif MODE == "term-req":
-        c.sendall(hdr(3, 0, 24, 0, 24) + struct.pack("<HHH", 4, 0, 0) + bytes(10))
-    elif MODE == "garbage":
-        c.sendall(bytes([0xEE] * 24))
-    elif MODE == "plen-lies":
-        c.sendall(hdr(5, 0, 24, 0, 0xFFFFFFFF) + struct.pack("<QHHHH", 0, 0, 0, cid, 0))
+        c.close()
+        return
     else:
-        print("unknown mode", MODE, file=sys.stderr)
-        sys.exit(2)
-try:
-    c.settimeout(20)
-    while c.recv(4096):
+        c.sendall(icresp())
+        # The Fabrics Connect capsule: 72-byte header + 1024 bytes in-capsule data.
+        cap = recv_exact(c, 72)
+        plen = struct.unpack_from("<I", cap, 4)[0]
+        recv_exact(c, plen - 72)
+        cid = struct.unpack_from("<H", cap, 8 + 2)[0]
+        if MODE == "rsp-dup-cid":
+            # Connect answered twice. nvme-core bumps a tag's generation (the
+            # command id's top 4 bits) when its command completes, so the second
+            # answer names the now free request by the id its next command would
+            # carry. It comes in place of the answer to the next command
+            # (Property Get), which is in flight then.
+            c.sendall(rsp(cid))
+            recv_exact(c, 72)
+            c.sendall(rsp((cid + 0x1000) & 0xFFFF))
+        elif MODE == "identify-short":
+            # Identify (a 4 KiB read) answered with SUCCESS after 512 bytes of data.
+            c.sendall(rsp(cid))
+            serve(c, lambda op, cid: c2h(cid, 0, bytes([0xA5]) * 512) + rsp(cid) if op == 0x06 else rsp(cid))
+        elif MODE == "rsp-bad-hlen":
+            c.sendall(rsp(cid, hlen=23))
+        elif MODE == "rsp-unknown-cid":
+            c.sendall(rsp(cid ^ 0x5a5))
+        elif MODE == "c2h-unknown-cid":
+            c.sendall(hdr(7, 0x0C, 24, 24, 24 + 512) + struct.pack("<HHII", cid ^ 0x5a5, 0, 0, 512) + bytes(4) + bytes(512))
+        elif MODE == "c2h-out-of-range":
+            # Connect transfers no data to the host: any C2HData is out of range.
+            c.sendall(hdr(7, 0x0C, 24, 24, 24 + 512) + struct.pack("<HHII", cid, 0, 0, 512) + bytes(4) + bytes(512))
+        elif MODE == "r2t-zero-length":
+            c.sendall(hdr(9, 0, 24, 0, 24) + struct.pack("<HHII", cid, 1, 0, 0) + bytes(4))
+        elif MODE == "term-req":
+            c.sendall(hdr(3, 0, 24, 0, 24) + struct.pack("<HHH", 4, 0, 0) + bytes(10))
+        elif MODE == "garbage":
+            c.sendall(bytes([0xEE] * 24))
+        elif MODE == "plen-lies":
+            c.sendall(hdr(5, 0, 24, 0, 0xFFFFFFFF) + struct.pack("<QHHHH", 0, 0, 0, cid, 0))
+        else:
+            print("unknown mode", MODE, file=sys.stderr)
+            return
+    try:
+        c.settimeout(20)
+        while c.recv(4096):
+            pass
+    except (OSError, EOFError):
         pass
-except (OSError, EOFError):
-    pass
-c.close()
+    c.close()
+
+
+def listen(port):
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(4)
+    return srv
+
+
+def connection(c, mode):
+    try:
+        handle(c, mode)
+    except (OSError, EOFError):
+        pass
+    finally:
+        c.close()
+
+
+def accept_loop(srv, mode):
+    while True:
+        c, _ = srv.accept()
+        threading.Thread(target=connection, args=(c, mode), daemon=True).start()
+
+
+if len(sys.argv) < 3:
+    print("usage: fake_target.py PORT MODE...", file=sys.stderr)
+    sys.exit(2)
+base = int(sys.argv[1])
+servers = [(listen(base + i), m) for i, m in enumerate(sys.argv[2:])]
+for srv, m in servers:
+    threading.Thread(target=accept_loop, args=(srv, m), daemon=True).start()
+print("listening", flush=True)
+threading.Event().wait()

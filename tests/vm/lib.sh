@@ -177,3 +177,42 @@ rust_connect() {
 	nvme connect -t tcp -a "$TRADDR" -s "$TRSVCID" -n "$NQN" "$@" >/dev/null || return 1
 	ctrl_for_nqn
 }
+
+# kmemleak, for the tests marked "# needs: kmemleak" (scripts/test-vm.sh
+# boots their VM with it on). kmemleak reports an object that two scans
+# found unreferenced and that is older than 5 s; a scan of this guest costs
+# about 20 s. Only objects allocated after kmemleak_begin count (the
+# "jiffies" of each report against /proc/timer_list's), so what boot and
+# earlier tests left behind needs no scans of its own.
+KL=/sys/kernel/debug/kmemleak
+_jiffies_now() { awk '/^jiffies:/ { print $2; exit }' /proc/timer_list 2>/dev/null; }
+kmemleak_begin() {
+	[ -w $KL ] || { log "no $KL (the test kernel has CONFIG_DEBUG_KMEMLEAK)"; return 1; }
+	_kl_since=$(_jiffies_now)
+	[ -n "$_kl_since" ] && return 0
+	# No jiffies to compare: report what is there now, then forget it.
+	sleep 6; echo scan >$KL; echo scan >$KL; echo clear >$KL; _kl_since=0
+}
+# kmemleak_check LABEL: fails when an object allocated since kmemleak_begin
+# is unreferenced and one of its frames is in host nvme code ([rnvme_tcp],
+# [nvme_core], [nvme_fabrics]; the target's nvmet frames are not ours).
+# After an unload rnvme_tcp's own frames lose their names, but what it
+# allocated at connect still shows nvme-fabrics' nvmf_dev_write.
+kmemleak_check() {
+	local report total ours
+	sleep 6
+	echo scan >$KL; echo scan >$KL
+	report=$(awk -v since="$_kl_since" '
+		function flush() { if (inrec && j + 0 >= since + 0) printf "%s", rec }
+		/^unreferenced object/ { flush(); inrec = 1; rec = ""; j = -1 }
+		inrec && /^  comm ".*", pid [0-9]+, jiffies [0-9]+/ { j = $NF }
+		inrec { rec = rec $0 "\n" }
+		END { flush() }' $KL)
+	total=$(grep -c '^unreferenced object' <<<"$report")
+	ours=$(awk -v re='\\[(rnvme_tcp|nvme_core|nvme_fabrics)\\]' \
+		'/^unreferenced object/ { if (rec ~ re) n++; rec = "" } { rec = rec "\n" $0 } END { if (rec ~ re) n++; print n + 0 }' \
+		<<<"$report")
+	log "kmemleak $1: $total unreferenced objects allocated since the test began, $ours from host nvme code"
+	[ "$total" -gt 0 ] && sed 's/^/#   /' <<<"$report" | head -n 60
+	[ "$ours" -eq 0 ] || { log "FAIL: leak found $1: $ours objects"; return 1; }
+}

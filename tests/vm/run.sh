@@ -5,7 +5,10 @@
 # - Each test's output goes to $TEST_LOGS/<name>.log (default /mnt/out/tests)
 #   as it runs, so a test that hangs keeps its diagnostics; one that outlives
 #   $TEST_TIMEOUT is killed and reported "not ok ... # TIMEOUT".
-# - Each test is bracketed by marks in the kernel log; a kernel problem
+# - TEST_TRACE=1 also writes each test's xtrace, every line stamped with
+#   the time, to $TEST_LOGS/<name>.trace (scripts/trace-profile.py sums it).
+# - Each test starts with a cleared ring buffer (dmesg.txt streams all of it)
+#   and is bracketed by marks in the kernel log; a kernel problem
 #   (tests/kernel-problems.ere: oops, KASAN, UBSAN, lockdep, WARN, ...) logged
 #   between its marks fails that test, whatever it returned.
 # - Every result is preceded by "# duration: Ns"; the stream ends with the
@@ -44,10 +47,21 @@ for f in "${tests[@]}"; do
 	name=$(name_of "$f")
 	log=$logs/$name.log
 	begin="rnvme-test-begin $name $RANDOM$RANDOM"
+	# Each test starts with an empty ring buffer, so the dmesg a test polls
+	# holds its own lines only, not the whole suite's (guest-init's
+	# `dmesg -w` has them all, in dmesg.txt).
+	dmesg -C
 	echo "$begin" >/dev/kmsg
 	start=$(date +%s)
 	# Tests run from /tmp: the project share is read-only.
-	(cd /tmp && exec timeout -k 10 "$per_test_timeout" bash "$testdir/$f") >"$log" 2>&1 </dev/null
+	if [ "${TEST_TRACE:-0}" = 1 ]; then
+		# PS4 is not taken from the environment for root; BASH_ENV sets it.
+		printf '%s\n' "PS4='+\${EPOCHREALTIME} \${BASH_SOURCE##*/}:\${LINENO} '" 'set -x' >/tmp/trace.env
+		(cd /tmp && exec 9>"$logs/$name.trace" && BASH_XTRACEFD=9 BASH_ENV=/tmp/trace.env \
+			exec timeout -k 10 "$per_test_timeout" bash "$testdir/$f") >"$log" 2>&1 </dev/null
+	else
+		(cd /tmp && exec timeout -k 10 "$per_test_timeout" bash "$testdir/$f") >"$log" 2>&1 </dev/null
+	fi
 	rc=$?
 	secs=$(( $(date +%s) - start ))
 	echo "rnvme-test-end $name" >/dev/kmsg

@@ -12,7 +12,7 @@ for bs in 4k 64k 1M; do
 	for engine in libaio io_uring; do
 		for qd in 1 32; do
 			n=$((n + 1))
-			size=2M; [ "$bs" = 64k ] && size=4M; [ "$bs" = 1M ] && size=16M
+			size=512k; [ "$bs" = 64k ] && size=2M; [ "$bs" = 1M ] && size=8M
 			run_fio --name="v$n" --filename="$dev" --offset=$(((n - 1) * 20))M --rw=randwrite --bs="$bs" --size="$size" \
 				--ioengine="$engine" --iodepth="$qd" --direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1 ||
 				fail "fio bs=$bs $engine qd=$qd failed"

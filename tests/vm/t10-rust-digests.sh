@@ -25,7 +25,7 @@ for mode in none hdr data both; do
 	for job in "4k libaio 32" "64k io_uring 1" "1M libaio 32"; do
 		read -r bs engine qd <<<"$job"
 		n=$((n + 1))
-		size=2M; [ "$bs" = 1M ] && size=8M
+		size=512k; [ "$bs" = 64k ] && size=1M; [ "$bs" = 1M ] && size=4M
 		run_fio --name="d-$mode-$bs-$engine-qd$qd" --filename="$dev" --offset=$(((n - 1) * 10))M --rw=randwrite \
 			--bs="$bs" --size="$size" --ioengine="$engine" --iodepth="$qd" --direct=1 --verify=crc32c --do_verify=1 \
 			--verify_fatal=1 || fail "fio $bs $engine QD$qd with digests '$mode' failed"

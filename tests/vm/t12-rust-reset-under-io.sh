@@ -15,10 +15,10 @@ region() {	# region NAME OFFSET SIZE SEED [fio options...]
 		--iodepth=16 --direct=1 --verify=crc32c --randseed="$seed" "$@"
 }
 # shellcheck disable=SC2046
-run_fio $(region before 0 2M 11 --do_verify=0) || fail "write before the reset failed"
+run_fio $(region before 0 512k 11 --do_verify=0) || fail "write before the reset failed"
 # The write during the reset is rate-limited to last at least 4 s; the reset comes after 2 s.
 # shellcheck disable=SC2046
-fio --verify_state_save=0 $(region during 16M 4M 13 --do_verify=0 --rate=1m) >/tmp/reset-fio.txt 2>&1 &
+fio --verify_state_save=0 $(region during 16M 1M 13 --do_verify=0 --rate=256k) >/tmp/reset-fio.txt 2>&1 &
 fio_pid=$!
 sleep 2
 kill -0 $fio_pid 2>/dev/null || { sed 's/^/#   /' /tmp/reset-fio.txt; fail "the write job ended before the reset"; }
@@ -29,10 +29,10 @@ grep -E 'err=|WRITE:' /tmp/reset-fio.txt | sed 's/^ */#   /'
 dmesg_since_mark | grep -q "nvme $ctrl: Successfully reconnected" || fail "no reconnect after reset"
 assert_rust_ctrl "$ctrl" || fail "$ctrl is not served by rnvme_tcp after the reset"
 # shellcheck disable=SC2046
-run_fio $(region after 64M 2M 17 --do_verify=1 --verify_fatal=1) || fail "write+verify after the reset failed"
+run_fio $(region after 64M 512k 17 --do_verify=1 --verify_fatal=1) || fail "write+verify after the reset failed"
 # Every block written before and during the reset, read back now.
 # shellcheck disable=SC2046
-run_fio $(region before 0 2M 11 --verify_only --verify_fatal=1) || fail "blocks written before the reset differ"
+run_fio $(region before 0 512k 11 --verify_only --verify_fatal=1) || fail "blocks written before the reset differ"
 # shellcheck disable=SC2046
-run_fio $(region during 16M 4M 13 --verify_only --verify_fatal=1) || fail "blocks written during the reset differ"
+run_fio $(region during 16M 1M 13 --verify_only --verify_fatal=1) || fail "blocks written during the reset differ"
 dmesg_since_mark | grep -o "nvme $ctrl: \(resetting\|Successfully\).*" | sed 's/^/# /'

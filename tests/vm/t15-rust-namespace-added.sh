@@ -17,6 +17,6 @@ for i in $(seq 100); do
 	sleep 0.2
 done
 [ -b "/dev/${ctrl}n2" ] || fail "/dev/${ctrl}n2 did not appear within 20 s"
-run_fio --name=ns2 --filename="/dev/${ctrl}n2" --rw=randwrite --bs=4k --size=2M --ioengine=libaio --iodepth=4 \
+run_fio --name=ns2 --filename="/dev/${ctrl}n2" --rw=randwrite --bs=4k --size=512k --ioengine=libaio --iodepth=4 \
 	--direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1 || fail "fio on the new namespace failed"
 log "/dev/${ctrl}n2 appeared after the target added namespace 2"

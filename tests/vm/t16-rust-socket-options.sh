@@ -26,7 +26,7 @@ log "$all queue sockets from 127.0.0.2 with tos 0x10"
 addr=$(cat "/sys/class/nvme/$ctrl/address")
 log "address: $addr"
 grep -q 'src_addr=127\.0\.0\.2$' <<<"$addr" || fail "sysfs address has no src_addr=127.0.0.2: $addr"
-run_fio --name=opts --filename="$dev" --rw=randwrite --bs=4k --size=2M --ioengine=libaio --iodepth=4 --direct=1 \
+run_fio --name=opts --filename="$dev" --rw=randwrite --bs=4k --size=512k --ioengine=libaio --iodepth=4 --direct=1 \
 	--verify=crc32c --do_verify=1 --verify_fatal=1 || fail "fio failed"
 # lockdep: the queue sockets have their own lock classes (as the C driver's
 # sk_lock-AF_INET-NVME), which the socket set-up gives them.
@@ -51,7 +51,7 @@ run ss -tnH state established "( dport = :$TRSVCID )"
 bound=$(ss -tnH state established "( dport = :$TRSVCID )" | grep -c '%lo:')
 all=$(ss -tnH state established "( dport = :$TRSVCID )" | wc -l)
 [ "$all" -ge 2 ] && [ "$bound" = "$all" ] || fail "$bound of $all queue sockets are bound to lo"
-run_fio --name=iface --filename="$dev" --rw=randwrite --bs=4k --size=2M --ioengine=libaio --iodepth=4 --direct=1 \
+run_fio --name=iface --filename="$dev" --rw=randwrite --bs=4k --size=512k --ioengine=libaio --iodepth=4 --direct=1 \
 	--verify=crc32c --do_verify=1 --verify_fatal=1 || fail "fio over host_iface=lo failed"
 run nvme disconnect -n "$NQN" || fail "disconnect failed"
 expect_refused host_iface=nosuch0 'rnvme_tcp: invalid interface passed: nosuch0' ||

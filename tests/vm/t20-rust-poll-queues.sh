@@ -20,8 +20,9 @@ counter() { grep "^$ctrl qid 2 " $stats | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 before=$(counter poll_completions)
 [ -n "$before" ] || fail "no counters for $ctrl qid 2 in $stats"
 for bs in 4k 64k 1M; do
+	size=512k; [ "$bs" = 64k ] && size=2M; [ "$bs" = 1M ] && size=8M
 	for qd in 1 32; do
-		run_fio --name="poll-$bs-qd$qd" --filename="$dev" --rw=randwrite --bs=$bs --size=8M --ioengine=io_uring \
+		run_fio --name="poll-$bs-qd$qd" --filename="$dev" --rw=randwrite --bs=$bs --size=$size --ioengine=io_uring \
 			--hipri=1 --iodepth=$qd --direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1 ||
 			fail "fio $bs QD$qd hipri failed"
 	done

@@ -19,7 +19,8 @@ for digests in "" "--hdr-digest --data-digest"; do
 	assert_rust_ctrl "$ctrl" || fail "$ctrl is not served by rnvme_tcp"
 	dev=$(ns_dev_of "$ctrl") || fail "no namespace block device"
 	for bs in 4k 64k 1M; do
-		run_fio --name="rs-$bs" --filename="$dev" --rw=randwrite --bs=$bs --size=4M --ioengine=libaio --iodepth=16 \
+		size=512k; [ "$bs" = 64k ] && size=2M; [ "$bs" = 1M ] && size=4M
+		run_fio --name="rs-$bs" --filename="$dev" --rw=randwrite --bs=$bs --size=$size --ioengine=libaio --iodepth=16 \
 			--direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1 || fail "fio $bs ($digests) failed"
 	done
 	line=$(grep "^$ctrl qid 1 " /sys/kernel/debug/rnvme_tcp/queues) || fail "no counters for $ctrl qid 1"
@@ -34,7 +35,7 @@ done
 unload_transports || fail "cannot unload rnvme_tcp"
 ctrl=$(rust_connect) || fail "connect in recvmsg mode failed"
 dev=$(ns_dev_of "$ctrl") || fail "no namespace block device"
-run_fio --name=rm-4k --filename="$dev" --rw=randwrite --bs=4k --size=4M --ioengine=libaio --iodepth=16 \
+run_fio --name=rm-4k --filename="$dev" --rw=randwrite --bs=4k --size=512k --ioengine=libaio --iodepth=16 \
 	--direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1 || fail "fio in recvmsg mode failed"
 line=$(grep "^$ctrl qid 1 " /sys/kernel/debug/rnvme_tcp/queues) || fail "no counters for $ctrl qid 1"
 log "$line"

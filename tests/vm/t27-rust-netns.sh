@@ -57,7 +57,7 @@ check_sockets() {
 	[ "$in_ns" -ge 2 ] && [ "$in_ns" = "$nq" ] || fail "$what: $in_ns sockets in $NS for $nq queues"
 }
 fio_verify() {
-	run_fio --name="$2" --filename="$1" --rw=randwrite --bs=4k --size=2M --ioengine=libaio --iodepth=8 --direct=1 \
+	run_fio --name="$2" --filename="$1" --rw=randwrite --bs=4k --size=512k --ioengine=libaio --iodepth=8 --direct=1 \
 		--verify=crc32c --do_verify=1 --verify_fatal=1
 }
 

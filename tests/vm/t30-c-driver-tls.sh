@@ -14,7 +14,7 @@ dev=$(ns_dev_of "$ctrl") || fail "no namespace block device for $ctrl"
 key=$(cat /sys/class/nvme/"$ctrl"/tls_key 2>/dev/null)
 [ -n "$key" ] || fail "$ctrl shows no tls_key"
 log "$ctrl tls_key $key"
-run_fio --name=tls --filename="$dev" --rw=randwrite --bs=64k --size=4M --ioengine=libaio --iodepth=8 --direct=1 \
+run_fio --name=tls --filename="$dev" --rw=randwrite --bs=64k --size=2M --ioengine=libaio --iodepth=8 --direct=1 \
 	--verify=crc32c --do_verify=1 --verify_fatal=1 || fail "fio verify over TLS failed"
 stat=$(cat /proc/net/tls_stat)
 tx=$(awk '$1 == "TlsTxSw" { print $2 }' <<<"$stat"); rx=$(awk '$1 == "TlsRxSw" { print $2 }' <<<"$stat")

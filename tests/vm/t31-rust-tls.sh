@@ -31,7 +31,8 @@ for digest in "" "--hdr-digest --data-digest"; do
 	log "$ctrl tls_key $key ${digest:-(no digests)}"
 	dev=$(ns_dev_of "$ctrl") || fail "no namespace block device for $ctrl"
 	for bs in 4k 64k 1M; do
-		run_fio --name="tls-$bs" --filename="$dev" --rw=randwrite --bs=$bs --size=4M --ioengine=libaio --iodepth=8 \
+		size=512k; [ "$bs" = 64k ] && size=2M; [ "$bs" = 1M ] && size=4M
+		run_fio --name="tls-$bs" --filename="$dev" --rw=randwrite --bs=$bs --size=$size --ioengine=libaio --iodepth=8 \
 			--direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1 || fail "fio $bs verify over TLS failed"
 	done
 	tx=$(tls_stat TlsTxSw) rx=$(tls_stat TlsRxSw)
@@ -65,7 +66,8 @@ run nvme connect -t tcp --tls -a "$TRADDR" -s "$TRSVCID" -n "$NQN" --nr-io-queue
 ctrl=$(ctrl_for_nqn) || fail "no controller for $NQN"
 dev=$(ns_dev_of "$ctrl") || fail "no namespace block device for $ctrl"
 for bs in 4k 64k; do
-	run_fio --name="tls-poll-$bs" --filename="$dev" --rw=randwrite --bs=$bs --size=4M --ioengine=io_uring --hipri=1 \
+	size=512k; [ "$bs" = 64k ] && size=2M
+	run_fio --name="tls-poll-$bs" --filename="$dev" --rw=randwrite --bs=$bs --size=$size --ioengine=io_uring --hipri=1 \
 		--iodepth=8 --direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1 || fail "fio $bs hipri over TLS failed"
 done
 grep "^$ctrl " /sys/kernel/debug/rnvme_tcp/queues | sed 's/^/# /'

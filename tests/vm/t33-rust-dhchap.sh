@@ -93,7 +93,7 @@ for mode in one-way bidirectional; do
 	assert_admin_queue_authenticated "$ctrl" || fail "$mode: no DH-HMAC-CHAP exchange on the admin queue"
 	[ "$(cat "/sys/class/nvme/$ctrl/dhchap_secret")" = "$hkey" ] || fail "sysfs dhchap_secret is not the host key"
 	dev=$(ns_dev_of "$ctrl") || fail "no namespace block device"
-	run_fio --name="auth-$mode" --filename="$dev" --rw=randwrite --bs=4k --size=2M --ioengine=libaio --iodepth=8 \
+	run_fio --name="auth-$mode" --filename="$dev" --rw=randwrite --bs=4k --size=512k --ioengine=libaio --iodepth=8 \
 		--direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1 || fail "fio over the $mode authenticated controller failed"
 	# A reset re-creates every queue, which authenticates again.
 	dmesg_mark
@@ -103,7 +103,7 @@ for mode in one-way bidirectional; do
 	[ "$(cat "/sys/class/nvme/$ctrl/state")" = live ] || { dmesg_since_mark | sed 's/^/# /'; fail "$ctrl not live after the reset"; }
 	assert_authenticated "$ctrl" $bidi "$group" || fail "$mode: $ctrl did not authenticate again after the reset"
 	assert_admin_queue_authenticated "$ctrl" || fail "$mode: no DH-HMAC-CHAP exchange on the admin queue after the reset"
-	run_fio --name="auth-$mode" --filename="$dev" --rw=read --bs=4k --size=2M --ioengine=libaio --iodepth=8 \
+	run_fio --name="auth-$mode" --filename="$dev" --rw=read --bs=4k --size=512k --ioengine=libaio --iodepth=8 \
 		--direct=1 --verify=crc32c --verify_only=1 --verify_fatal=1 || fail "data written before the reset does not verify"
 	run nvme disconnect -n "$NQN" || fail "disconnect failed"
 	no_ctrl_left || fail "disconnect left something"

@@ -66,7 +66,7 @@ log "$ctrl: concat, PSK $key; kTLS TX sessions $tx0 -> $tx"
 # Admin + 2 I/O queues, host and target side each.
 [ $((tx - tx0)) -ge 6 ] || fail "kTLS was not set up on every queue"
 dev=$(ns_dev_of "$ctrl") || fail "no namespace block device"
-run_fio --name=concat --filename="$dev" --rw=randwrite --bs=4k --size=2M --ioengine=libaio --iodepth=8 --direct=1 \
+run_fio --name=concat --filename="$dev" --rw=randwrite --bs=4k --size=512k --ioengine=libaio --iodepth=8 --direct=1 \
 	--verify=crc32c --do_verify=1 --verify_fatal=1 || fail "fio over concat failed"
 # A reset revokes the generated PSK and authenticates again: a new PSK.
 dmesg_mark
@@ -77,7 +77,7 @@ key2=$(ctrl_psk "$ctrl") || fail "no generated PSK after the reset"
 [ "$key2" != "$key" ] || fail "the reset kept PSK $key"
 keyctl describe "$((16#$key))" >/dev/null 2>&1 && fail "the old PSK $key was not revoked"
 log "after the reset: PSK $key2, $key revoked"
-run_fio --name=concat --filename="$dev" --rw=read --bs=4k --size=2M --ioengine=libaio --iodepth=8 --direct=1 \
+run_fio --name=concat --filename="$dev" --rw=read --bs=4k --size=512k --ioengine=libaio --iodepth=8 --direct=1 \
 	--verify=crc32c --verify_only=1 --verify_fatal=1 || fail "data written before the reset does not verify"
 run nvme disconnect -n "$NQN" || fail "disconnect failed"
 no_ctrl_left || fail "disconnect left something"

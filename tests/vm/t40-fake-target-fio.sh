@@ -29,8 +29,9 @@ for recv in recvmsg read_sock; do
 		n=0
 		for bs in 4k 64k; do
 			n=$((n + 1))
+			size=256k; [ "$bs" = 64k ] && size=1M
 			run_fio --name="fake-$recv-$bs" --filename="$dev" --offset=$(((n - 1) * 16))M --rw=randwrite --bs=$bs \
-				--size=1M --ioengine=libaio --iodepth=16 --direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1 ||
+				--size=$size --ioengine=libaio --iodepth=16 --direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1 ||
 				{ dmesg_since_mark | sed 's/^/#   /'; fail "$recv: fio $bs ($digests) failed"; }
 		done
 		dmesg_since_mark | grep -E 'rnvme_tcp|nvme' | grep -vE 'rnvme-test|new ctrl|creating|mapped' | sed 's/^/#   /' | grep . &&
