@@ -25,6 +25,17 @@ check() {	# check NAME EXPECTED_STATUS OUTPUT_PATTERN -- COMMAND...
 	fi
 }
 
+# --- kmemleak reports since a test began (tests/vm/kmemleak-since.awk) ----
+printf '%s\n' 'unreferenced object 0xffff888001 (size 64):' '  comm "nvme", pid 40, jiffies 4294900000' \
+	'  backtrace (crc 1):' '    nvme_tcp_alloc_queue+0x1/0x2 [nvme_tcp]' \
+	'unreferenced object 0xffff888002 (size 96):' '  comm "kworker/1:2", pid 41, jiffies 4294950000' \
+	'  backtrace (crc 2):' '    rnvme_tcp_alloc+0x1/0x2 [rnvme_tcp]' >"$tmp/kmemleak"
+since() { awk -v since="$1" -f "$root/tests/vm/kmemleak-since.awk" "$tmp/kmemleak"; }
+check "kmemleak: an object allocated before the test began is not its leak" 0 '' -- \
+	bash -c '! grep -q 0xffff888001 <(awk -v since=4294940000 -f "$1" "$2")' _ "$root/tests/vm/kmemleak-since.awk" "$tmp/kmemleak"
+check "kmemleak: an object allocated since the test began is reported with its backtrace" 0 '\[rnvme_tcp\]' -- since 4294940000
+check "kmemleak: with no start, every object is reported" 0 '' -- test "$(since 0 | grep -c '^unreferenced')" -eq 2
+
 # --- KTAP merge and judgement (scripts/ktap.py) -----------------------------
 printf 'a\nb\nc\n' >"$tmp/plan"
 printf 'a\nb\n' >"$tmp/p1"

@@ -185,6 +185,7 @@ rust_connect() {
 # "jiffies" of each report against /proc/timer_list's), so what boot and
 # earlier tests left behind needs no scans of its own.
 KL=/sys/kernel/debug/kmemleak
+_lib_dir=$(dirname "${BASH_SOURCE[0]}")
 _jiffies_now() { awk '/^jiffies:/ { print $2; exit }' /proc/timer_list 2>/dev/null; }
 kmemleak_begin() {
 	[ -w $KL ] || { log "no $KL (the test kernel has CONFIG_DEBUG_KMEMLEAK)"; return 1; }
@@ -202,12 +203,7 @@ kmemleak_check() {
 	local report total ours
 	sleep 6
 	echo scan >$KL; echo scan >$KL
-	report=$(awk -v since="$_kl_since" '
-		function flush() { if (inrec && j + 0 >= since + 0) printf "%s", rec }
-		/^unreferenced object/ { flush(); inrec = 1; rec = ""; j = -1 }
-		inrec && /^  comm ".*", pid [0-9]+, jiffies [0-9]+/ { j = $NF }
-		inrec { rec = rec $0 "\n" }
-		END { flush() }' $KL)
+	report=$(awk -v since="$_kl_since" -f "$_lib_dir/kmemleak-since.awk" $KL)
 	total=$(grep -c '^unreferenced object' <<<"$report")
 	ours=$(awk -v re='\\[(rnvme_tcp|nvme_core|nvme_fabrics)\\]' \
 		'/^unreferenced object/ { if (rec ~ re) n++; rec = "" } { rec = rec "\n" $0 } END { if (rec ~ re) n++; print n + 0 }' \
