@@ -51,7 +51,7 @@ durations=build/vm-durations.txt
 declare -A dur=()
 while read -r n s; do [ -n "${n:-}" ] && dur[$n]=$s; done <"$durations" 2>/dev/null
 # Longest first onto the least loaded VM. The tests that need kmemleak go
-# together as one item, so only one VM pays for it (see below).
+# together as one item, run in a VM of their own (see below).
 needs_kmemleak() { grep -q '^# needs: kmemleak' tests/vm/t[0-9][0-9]-"$1".sh 2>/dev/null; }
 declare -a load=() members=()
 for ((k = 0; k < jobs; k++)); do load[k]=0; members[k]=""; done
@@ -65,9 +65,9 @@ done < <(grep -vx hang-detector "$out/plan.txt" | {
 	while read -r n; do
 		if needs_kmemleak "$n"; then km+=("$n"); kms=$(( kms + ${dur[$n]:-60} )); else echo "${dur[$n]:-60} $n"; fi
 	done
-	# Counted double: every other test in that VM runs with kmemleak on
-	# too, about a third slower (measured: 363 s against 316 s otherwise).
-	[ ${#km[@]} -gt 0 ] && echo "$(( kms * 2 )) $(IFS=+; echo "${km[*]}")"
+	# They run in a VM of their own, booted after the share they join
+	# (kmemleak slows every test about a third): plus its boot.
+	[ ${#km[@]} -gt 0 ] && echo "$(( kms + 20 )) $(IFS=+; echo "${km[*]}")"
 } | sort -rn)
 
 if [ "$detector" = 1 ]; then
@@ -125,9 +125,11 @@ for ((k = 0; k < jobs; k++)); do
 	dir=$out/shard-$((k + 1))
 	mkdir -p "$dir"
 	read -r -a mine <<<"${members[k]}"
-	tests=() has_detector=0
+	tests=() leak_tests=() has_detector=0
 	for n in "${mine[@]}"; do
-		case $n in kasan-detector) has_detector=1 ;; hang-detector) ;; *) tests+=("$n") ;; esac
+		case $n in kasan-detector) has_detector=1 ;; hang-detector) ;;
+		*) if needs_kmemleak "$n"; then leak_tests+=("$n"); else tests+=("$n"); fi ;;
+		esac
 	done
 	# Name order within a VM: tests were written to run in that order.
 	mapfile -t tests < <(for n in "${tests[@]}"; do ls tests/vm/t[0-9][0-9]-"$n".sh; done | sort |
@@ -137,17 +139,26 @@ for ((k = 0; k < jobs; k++)); do
 	[ $has_detector = 1 ] && { mkdir -p "$out/kasan-detector"; printf '%s\n' kasan-detector hang-detector >"$out/kasan-detector/plan.txt"
 		specs+=("$out/kasan-detector/plan.txt:$out/kasan-detector/ktap.txt"); }
 	# kmemleak tracks every allocation (a third of the I/O rate here) but
-	# reports only when scanned: only a VM with a test that scans
-	# ("# needs: kmemleak" in its header) boots with it on.
-	append=kmemleak=off
-	for n in "${tests[@]}"; do needs_kmemleak "$n" && append=; done
-	note "VM $((k + 1)): ${tests[*]}$([ $has_detector = 1 ] && echo ' + kasan-detector') (~${load[k]}s)${append:+, $append}"
+	# reports only when scanned: the tests that scan ("# needs: kmemleak"
+	# in their header) run after this VM's share, in a VM booted with it
+	# on; every other VM boots with kmemleak=off.
+	if [ ${#leak_tests[@]} -gt 0 ]; then
+		mkdir -p "$out/kmemleak"
+		printf '%s\n' "${leak_tests[@]}" >"$out/kmemleak/plan.txt"
+		specs+=("$out/kmemleak/plan.txt:$out/kmemleak/ktap.txt")
+	fi
+	note "VM $((k + 1)): ${tests[*]}$([ ${#leak_tests[@]} -gt 0 ] && echo " + kmemleak VM: ${leak_tests[*]}")$([ $has_detector = 1 ] && echo ' + kasan-detector') (~${load[k]}s)"
 	(
 		status=0
 		if [ ${#tests[@]} -gt 0 ]; then
-			RNVME_VM_APPEND="$append ${RNVME_VM_APPEND:-}" qemu/run-vm.sh --quiet --timeout "${RNVME_SUITE_TIMEOUT:-2400}" --out "$dir" -- \
+			RNVME_VM_APPEND="kmemleak=off ${RNVME_VM_APPEND:-}" qemu/run-vm.sh --quiet --timeout "${RNVME_SUITE_TIMEOUT:-2400}" --out "$dir" -- \
 				${RNVME_TEST_TRACE:+TEST_TRACE=1} bash tests/vm/run.sh "${tests[@]}" 2>&1 | sed "s/^/[vm $((k + 1))] /" >&2
 			status=${PIPESTATUS[0]}
+		fi
+		if [ ${#leak_tests[@]} -gt 0 ]; then
+			qemu/run-vm.sh --quiet --timeout "${RNVME_SUITE_TIMEOUT:-2400}" --out "$out/kmemleak" -- \
+				${RNVME_TEST_TRACE:+TEST_TRACE=1} bash tests/vm/run.sh "${leak_tests[@]}" 2>&1 | sed "s/^/[vm $((k + 1)) kmemleak] /" >&2
+			[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 		fi
 		[ $has_detector = 1 ] && run_detector "$out/kasan-detector"
 		exit "$status"
