@@ -17,7 +17,7 @@ use crate::sys::bindings as nb;
 use crate::sys::blk_mq::Lookup;
 use crate::sys::fmt::Shown;
 use crate::sys::iov::{DataPhase, KernelCrc32c, PhaseMark, SkbRange};
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{fence, Ordering};
 use kernel::{bindings as kb, prelude::*};
 
 /// Where a receive pass takes its bytes from. The receive machine is the
@@ -157,6 +157,17 @@ impl Queue {
     /// One receive pass from io_work, if no poller is in one: io_work and
     /// pollers take turns here, as lock_sock() makes them do in C. `None`
     /// when a poller holds it.
+    /// io_work found the receive side held (by a poller): says so, then
+    /// tries once more, since the poller may have let go before it could
+    /// see `recv_wanted` (the fence pairs with `PollGuard`'s).
+    pub(super) fn defer_recv(&self) -> Option<Result<recv::PassEnd, RecvError>> {
+        self.recv_wanted.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        let r = self.try_recv_pass()?;
+        self.recv_wanted.store(false, Ordering::Relaxed);
+        Some(r)
+    }
+
     pub(super) fn try_recv_pass(&self) -> Option<Result<recv::PassEnd, RecvError>> {
         let g = self.try_recv()?;
         Some(if self.conf().work_pushes {
@@ -208,6 +219,28 @@ impl Queue {
         let Some(g) = self.try_recv() else {
             return 0;
         };
+        let r = self.poll_held(g);
+        self.hand_back_recv();
+        r
+    }
+
+    /// A poller let go of the receive side: if io_work wanted in meanwhile
+    /// (`defer_recv`), queue it, for bytes that arrived after the poller's
+    /// read_sock() took the last skb while data_ready left them to the
+    /// poller. Only the queue's own fields are touched: once `recv_busy` is
+    /// clear, `stop` may be taking the socket away.
+    fn hand_back_recv(&self) {
+        // Pairs with the fence in `defer_recv`: either io_work's second
+        // try found `recv_busy` clear, or this sees `recv_wanted` set.
+        fence(Ordering::SeqCst);
+        if self.recv_wanted.load(Ordering::Relaxed) && self.recv_wanted.swap(false, Ordering::Relaxed) {
+            QueueStats::add(&self.stats.poll_kicks, 1);
+            self.kick();
+        }
+    }
+
+    /// `poll` with the receive side held by `g`, released on return.
+    fn poll_held(&self, g: RecvGuard<'_>) -> c_int {
         // `stop` clears `live` before waiting for `recv_busy`: a live
         // queue here keeps its socket (and `conf`) until we let go.
         if !self.live.load(Ordering::Acquire) || !self.sk_ctx.rd_enabled() {
