@@ -310,6 +310,9 @@ pub enum ProtoError {
     UnknownCommand(u16),
     /// C2HData for a command that transfers no data to the host.
     UnexpectedData(u16),
+    /// C2HData for a command whose completion (a Response, or C2HData with
+    /// SUCCESS) already arrived.
+    DataAfterCompletion(u16),
     /// C2HData out of order or beyond the command's data length.
     DataOutOfRange { command_id: u16, offset: u32, length: u32, expected: u32, total: u32 },
     /// R2T asking for nothing, out of order or beyond the command's data.
@@ -362,6 +365,7 @@ impl fmt::Display for ProtoError {
             Self::ConnectionClosed => write!(f, "connection closed by target"),
             Self::UnknownCommand(cid) => write!(f, "command id {cid:#x} is not outstanding"),
             Self::UnexpectedData(cid) => write!(f, "tag {cid:#x} unexpected data"),
+            Self::DataAfterCompletion(cid) => write!(f, "request {cid:#x}: c2h data after its completion"),
             Self::DataOutOfRange { command_id, offset, length, expected, total } => write!(
                 f,
                 "request {command_id:#x}: c2h data offset {offset} length {length}, expected offset {expected} of {total}"
@@ -562,11 +566,27 @@ pub fn check_c2h_range(d: &C2HData, received: u32, total: u32) -> Result<(), Pro
     Ok(())
 }
 
+/// [`check_c2h_range`], and first that the command's completion has not
+/// arrived yet (`completed`: the receive side holds one for the send side,
+/// which may end the request at any moment): data after it would be placed
+/// into pages the request no longer owns once the send side lets go.
+pub fn check_c2h_data(d: &C2HData, received: u32, total: u32, completed: bool) -> Result<(), ProtoError> {
+    if completed {
+        return Err(ProtoError::DataAfterCompletion(d.command_id));
+    }
+    check_c2h_range(d, received, total)
+}
+
 /// Checks an R2T against a write command of `total` bytes of which `sent`
-/// were sent (as `nvme_tcp_handle_r2t()` does).
+/// were sent (as `nvme_tcp_handle_r2t()` does), and more: it must ask for
+/// the very next unsent byte. The send side sends a write's data in order
+/// from where it stands (`sent`) and names the R2T's offset in its
+/// H2CData, so an R2T past `sent` would make it send the bytes at `sent`
+/// as if they were those at the offset asked for: the target would write
+/// them to the wrong place.
 pub fn check_r2t(r: &R2T, sent: u32, total: u32) -> Result<(), ProtoError> {
     let end = u64::from(r.offset) + u64::from(r.length);
-    if r.length == 0 || r.offset < sent || end > u64::from(total) {
+    if r.length == 0 || r.offset != sent || end > u64::from(total) {
         return Err(ProtoError::R2TOutOfRange { command_id: r.command_id, offset: r.offset, length: r.length, sent, total });
     }
     Ok(())
@@ -869,6 +889,8 @@ mod tests {
         assert!(check_c2h_range(&d(8192, 4096, false), 4096, 16384).is_err()); // a hole
         assert!(check_c2h_range(&d(0, 4096, true), 0, 8192).is_err()); // last too early
         assert!(check_c2h_range(&d(u32::MAX, 2, false), u32::MAX, u32::MAX).is_err()); // wraps
+        assert_eq!(check_c2h_data(&d(0, 4096, true), 0, 4096, false), Ok(()));
+        assert_eq!(check_c2h_data(&d(0, 4096, true), 0, 4096, true), Err(ProtoError::DataAfterCompletion(1)));
     }
 
     #[test]
@@ -877,6 +899,9 @@ mod tests {
         assert_eq!(check_r2t(&r(0, 8192), 0, 8192), Ok(()));
         assert!(check_r2t(&r(0, 0), 0, 8192).is_err());
         assert!(check_r2t(&r(0, 4096), 4096, 8192).is_err());
+        assert_eq!(check_r2t(&r(4096, 4096), 4096, 8192), Ok(()));
+        // A gap: the send side would send the bytes at 0 as those at 4096.
+        assert!(check_r2t(&r(4096, 4096), 0, 8192).is_err());
         assert!(check_r2t(&r(4096, 8192), 0, 8192).is_err());
         assert!(check_r2t(&r(u32::MAX, 2), 0, u32::MAX).is_err());
     }
