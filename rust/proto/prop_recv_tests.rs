@@ -26,8 +26,8 @@
 //!   byte-level mutations (bit flips, header field changes, truncation,
 //!   duplication, reordering), which are checked against invariants.
 //!
-//! Case counts: proptest's default (256) unless `PROPTEST_CASES` is set;
-//! the byte-level property runs a fixed share of it (see `cases`).
+//! Case counts: proptest's default (256 per property) unless
+//! `PROPTEST_CASES` is set.
 
 use crate::proto::completion::{self, STATUS_DATA_XFER_ERROR};
 use crate::proto::crc::{Crc32c, SoftCrc32c};
@@ -317,6 +317,8 @@ struct Host {
     /// does (false).
     instant_send: bool,
     completions: Vec<(u16, u16, u64)>,
+    /// The buffers of the reads that completed with success.
+    good_reads: BTreeMap<u16, Vec<u8>>,
     placed: BTreeMap<u16, Vec<u8>>,
     /// (command id, offset named in the H2CData, offset of the bytes sent, length).
     h2c: Vec<(u16, u32, u32, u32)>,
@@ -353,6 +355,7 @@ impl Host {
             owned: if send_side_busy { reqs.iter().map(|r| r.cid).collect() } else { Vec::new() },
             instant_send,
             completions: Vec::new(),
+            good_reads: BTreeMap::new(),
             placed: BTreeMap::new(),
             h2c: Vec::new(),
             stopped: false,
@@ -404,6 +407,9 @@ impl Host {
         }
         if r.spec.kind == Kind::WriteR2T && !is_error(status) && r.sent != r.spec.len {
             self.violation(format!("write {cid:#x} succeeded with {} of {} bytes sent", r.sent, r.spec.len));
+        }
+        if r.spec.kind == Kind::Read && !is_error(status) {
+            self.good_reads.insert(cid, r.buf);
         }
         self.completions.push((cid, status, result));
     }
@@ -1029,8 +1035,15 @@ fn check_against_model(case: &Case) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// Invariants that hold for any input.
-fn check_invariants(reqs: &[ReqSpec], h: &Host, res: &Result<(), RecvError>) -> Result<(), TestCaseError> {
+/// Invariants that hold for any input. With both digests, any change to a
+/// header or a payload is caught, so a read that succeeds holds exactly
+/// the target's bytes.
+fn check_invariants(reqs: &[ReqSpec], h: &Host, res: &Result<(), RecvError>, d: Digests) -> Result<(), TestCaseError> {
+    if d.header && d.data {
+        for (cid, buf) in &h.good_reads {
+            prop_assert!(*buf == read_bytes(*cid, 0, buf.len() as u32), "read {:#x} succeeded with other bytes", cid);
+        }
+    }
     prop_assert!(h.violations.is_empty(), "violations: {:?}", h.violations);
     let mut seen = BTreeSet::new();
     for &(cid, _, _) in &h.completions {
@@ -1054,12 +1067,6 @@ fn check_invariants(reqs: &[ReqSpec], h: &Host, res: &Result<(), RecvError>) -> 
 fn config() -> ProptestConfig {
     // PROPTEST_CASES overrides (proptest reads it into the default).
     ProptestConfig { failure_persistence: None, ..ProptestConfig::default() }
-}
-
-/// A share of the configured cases (at least one).
-fn cases(div: u32) -> ProptestConfig {
-    let c = config();
-    ProptestConfig { cases: (c.cases / div).max(1), ..c }
 }
 
 proptest! {
@@ -1090,7 +1097,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(cases(2))]
+    #![proptest_config(config())]
 
     /// Valid streams with PDU-level faults (other or stale command ids,
     /// moved offsets, changed lengths and flags, duplicated, dropped and
@@ -1107,7 +1114,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(cases(1))]
+    #![proptest_config(config())]
 
     /// Byte-level faults (bit flips, header fields, truncation, repeats,
     /// swapped PDUs), with the send side immediate or after each pass, and
@@ -1131,7 +1138,7 @@ proptest! {
         let busy = busy && !instant;
         let mut h = Host::new(&case.reqs, stream, case.chunks.clone(), instant, busy);
         let (res, _) = run(&mut h, case.digests);
-        check_invariants(&case.reqs, &h, &res)?;
+        check_invariants(&case.reqs, &h, &res, case.digests)?;
     }
 
     /// PDU-level faults with the send side after each pass (so R2Ts and
@@ -1148,7 +1155,7 @@ proptest! {
         let (stream, _) = encode(&case.pdus, case.digests);
         let mut h = Host::new(&case.reqs, stream, case.chunks.clone(), false, busy);
         let (res, _) = run(&mut h, case.digests);
-        check_invariants(&case.reqs, &h, &res)?;
+        check_invariants(&case.reqs, &h, &res, case.digests)?;
     }
 }
 
