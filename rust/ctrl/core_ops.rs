@@ -54,6 +54,7 @@ unsafe impl CtrlOperations for TcpCtrl {
         f.recv.data.clear();
         f.recv.data_recvd = 0;
         f.recv.status = 0;
+        f.recv.completed = false;
         req.reset_slot();
         c.aer_outstanding.store(true, Ordering::Release);
         q.queue_request(req, true);

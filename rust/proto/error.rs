@@ -40,6 +40,9 @@ pub enum ProtoError {
     UnknownCommand(u16),
     /// C2HData for a command that transfers no data to the host.
     UnexpectedData(u16),
+    /// C2HData for a command whose completion (a Response, or C2HData with
+    /// SUCCESS) already arrived.
+    DataAfterCompletion(u16),
     /// C2HData out of order or beyond the command's data length.
     DataOutOfRange { command_id: u16, offset: u32, length: u32, expected: u32, total: u32 },
     /// R2T asking for nothing, out of order or beyond the command's data.
@@ -92,6 +95,7 @@ impl fmt::Display for ProtoError {
             Self::ConnectionClosed => write!(f, "connection closed by target"),
             Self::UnknownCommand(cid) => write!(f, "command id {cid:#x} is not outstanding"),
             Self::UnexpectedData(cid) => write!(f, "tag {cid:#x} unexpected data"),
+            Self::DataAfterCompletion(cid) => write!(f, "request {cid:#x}: c2h data after its completion"),
             Self::DataOutOfRange { command_id, offset, length, expected, total } => write!(
                 f,
                 "request {command_id:#x}: c2h data offset {offset} length {length}, expected offset {expected} of {total}"

@@ -460,11 +460,27 @@ pub fn check_c2h_range(d: &C2HData, received: u32, total: u32) -> Result<(), Pro
     Ok(())
 }
 
+/// [`check_c2h_range`], and first that the command's completion has not
+/// arrived yet (`completed`: the receive side holds one for the send side,
+/// which may end the request at any moment): data after it would be placed
+/// into pages the request no longer owns once the send side lets go.
+pub fn check_c2h_data(d: &C2HData, received: u32, total: u32, completed: bool) -> Result<(), ProtoError> {
+    if completed {
+        return Err(ProtoError::DataAfterCompletion(d.command_id));
+    }
+    check_c2h_range(d, received, total)
+}
+
 /// Checks an R2T against a write command of `total` bytes of which `sent`
-/// were sent (as `nvme_tcp_handle_r2t()` does).
+/// were sent (as `nvme_tcp_handle_r2t()` does), and more: it must ask for
+/// the very next unsent byte. The send side sends a write's data in order
+/// from where it stands (`sent`) and names the R2T's offset in its
+/// H2CData, so an R2T past `sent` would make it send the bytes at `sent`
+/// as if they were those at the offset asked for: the target would write
+/// them to the wrong place.
 pub fn check_r2t(r: &R2T, sent: u32, total: u32) -> Result<(), ProtoError> {
     let end = u64::from(r.offset) + u64::from(r.length);
-    if r.length == 0 || r.offset < sent || end > u64::from(total) {
+    if r.length == 0 || r.offset != sent || end > u64::from(total) {
         return Err(ProtoError::R2TOutOfRange { command_id: r.command_id, offset: r.offset, length: r.length, sent, total });
     }
     Ok(())

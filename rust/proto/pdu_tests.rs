@@ -148,6 +148,8 @@ fn c2h_range_checks() {
     assert!(check_c2h_range(&d(8192, 4096, false), 4096, 16384).is_err()); // a hole
     assert!(check_c2h_range(&d(0, 4096, true), 0, 8192).is_err()); // last too early
     assert!(check_c2h_range(&d(u32::MAX, 2, false), u32::MAX, u32::MAX).is_err()); // wraps
+    assert_eq!(check_c2h_data(&d(0, 4096, true), 0, 4096, false), Ok(()));
+    assert_eq!(check_c2h_data(&d(0, 4096, true), 0, 4096, true), Err(ProtoError::DataAfterCompletion(1)));
 }
 
 #[test]
@@ -156,6 +158,9 @@ fn r2t_range_checks() {
     assert_eq!(check_r2t(&r(0, 8192), 0, 8192), Ok(()));
     assert!(check_r2t(&r(0, 0), 0, 8192).is_err());
     assert!(check_r2t(&r(0, 4096), 4096, 8192).is_err());
+    assert_eq!(check_r2t(&r(4096, 4096), 4096, 8192), Ok(()));
+    // A gap: the send side would send the bytes at 0 as those at 4096.
+    assert!(check_r2t(&r(4096, 4096), 0, 8192).is_err());
     assert!(check_r2t(&r(4096, 8192), 0, 8192).is_err());
     assert!(check_r2t(&r(u32::MAX, 2), 0, u32::MAX).is_err());
 }
