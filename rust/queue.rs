@@ -108,6 +108,9 @@ pub(crate) struct Queue {
     io_cpu_set: AtomicBool,
     /// Held by whoever runs a receive pass: io_work or a blk-mq poller.
     recv_busy: AtomicBool,
+    /// io_work found a poller holding `recv_busy` and left: the poller
+    /// queues io_work when it lets go with bytes still queued.
+    pub(super) recv_wanted: AtomicBool,
     /// Receive counters (debugfs `rnvme_tcp/queues`).
     pub(crate) stats: QueueStats,
 }
@@ -144,6 +147,7 @@ impl Queue {
             close_seen: AtomicBool::new(false),
             io_cpu_set: AtomicBool::new(false),
             recv_busy: AtomicBool::new(false),
+            recv_wanted: AtomicBool::new(false),
             stats: QueueStats::default(),
         })
     }
@@ -427,7 +431,7 @@ unsafe extern "C" fn io_work_fn(work: *mut kb::work_struct) {
             }
         }
         if q.sk_ctx.rd_enabled() {
-            match q.try_recv_pass() {
+            match q.try_recv_pass().or_else(|| q.defer_recv()) {
                 Some(Ok(end)) => {
                     QueueStats::add(&q.stats.work_passes, 1);
                     QueueStats::add(&q.stats.work_completions, u64::from(end.completions));
@@ -437,8 +441,10 @@ unsafe extern "C" fn io_work_fn(work: *mut kb::work_struct) {
                     q.recv_failed(e);
                     return;
                 }
-                // Another context is receiving: look again shortly.
-                None => pending = true,
+                // A poller is receiving and queues io_work when it lets
+                // go: spinning here until it does would only take the CPU
+                // from it (C: data_ready leaves a polling queue alone).
+                None => QueueStats::add(&q.stats.work_recv_deferred, 1),
             }
         }
         if s.busy() {

@@ -124,6 +124,9 @@ pub(crate) struct RecvFields {
     /// A transfer error found while receiving (bad data digest), reported
     /// instead of the target's status.
     pub(crate) status: u16,
+    /// The command's completion arrived (it may be held for the send
+    /// side): no more data may be placed (`pdu::check_c2h_data`).
+    pub(crate) completed: bool,
     /// A read's pages: where C2HData goes next.
     pub(crate) data: RqData,
 }
@@ -225,7 +228,7 @@ impl TcpRequest {
                 next: None,
                 data: RqData::none(),
             }),
-            recv: UnsafeCell::new(RecvFields { data_recvd: 0, status: 0, data: RqData::none() }),
+            recv: UnsafeCell::new(RecvFields { data_recvd: 0, status: 0, completed: false, data: RqData::none() }),
             r2t_slot: AtomicU8::new(Slot::Sending as u8),
             r2t: RecordedR2T::default(),
             held: HeldCompletion::default(),

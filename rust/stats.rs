@@ -28,6 +28,11 @@ pub(crate) struct QueueStats {
     pub(crate) data_digest: AtomicU64,
     /// TLS NewSessionTickets the record-type policy consumed.
     pub(crate) tls_tickets: AtomicU64,
+    /// io_work runs that found a poller receiving and left it the socket.
+    pub(crate) work_recv_deferred: AtomicU64,
+    /// io_work runs a poller queued when it let go of the receive side
+    /// that io_work had wanted meanwhile.
+    pub(crate) poll_kicks: AtomicU64,
 }
 
 impl QueueStats {
@@ -47,7 +52,7 @@ impl fmt::Display for QueueStats {
         write!(
             f,
             "hdgst={} ddgst={} work_passes={} work_completions={} polls={} poll_completions={} \
-             recvmsg_calls={} read_sock_calls={} tls_tickets={}",
+             recvmsg_calls={} read_sock_calls={} tls_tickets={} work_recv_deferred={} poll_kicks={}",
             self.hdr_digest.load(Ordering::Relaxed),
             self.data_digest.load(Ordering::Relaxed),
             self.work_passes.load(Ordering::Relaxed),
@@ -57,6 +62,8 @@ impl fmt::Display for QueueStats {
             self.recvmsg_calls.load(Ordering::Relaxed),
             self.read_sock_calls.load(Ordering::Relaxed),
             self.tls_tickets.load(Ordering::Relaxed),
+            self.work_recv_deferred.load(Ordering::Relaxed),
+            self.poll_kicks.load(Ordering::Relaxed),
         )
     }
 }

@@ -57,6 +57,7 @@ fn queue_rq(q: &Queue, hctx: &HwCtx, rq: Rq, last: bool) -> kb::blk_status_t {
     f.send.state = SendState::Cmd { off: 0 };
     f.recv.data_recvd = 0;
     f.recv.status = 0;
+    f.recv.completed = false;
     req.reset_slot();
     // The request's pages, on the side that moves them.
     // SAFETY: the request is started below and stays in flight until it

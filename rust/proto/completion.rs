@@ -52,8 +52,9 @@ pub fn complete(host_status: u16, target_status: u16, to_host: u32, received: u3
 }
 
 /// The status of a write whose completion arrived while some of its data
-/// was still to be sent (the target answered before it had the data, or
-/// before the H2CData of an R2T it asked for): an error status stands, but
+/// was still to be sent (the target answered before it had the data,
+/// before the H2CData of an R2T it asked for, or before it asked for all
+/// of the data with R2Ts): an error status stands, but
 /// a success becomes a transfer error, never an acknowledged write whose
 /// data the target never received (nvme-core retries it).
 pub fn early_write(target_status: u16) -> u16 {

@@ -15,3 +15,5 @@ pub use proto::*;
 
 #[cfg(test)]
 mod prop_tests;
+#[cfg(test)]
+mod prop_recv_tests;

@@ -8,6 +8,7 @@
 pub mod completion;
 pub mod crc;
 pub mod errno;
+pub mod error;
 pub mod pdu;
 pub mod r2t;
 pub mod recv;

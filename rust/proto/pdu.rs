@@ -6,8 +6,8 @@
 //! kernel side never interprets unchecked bytes.
 
 use crate::proto::crc::{self, Crc32c};
-use crate::proto::errno;
-use core::fmt;
+
+pub use crate::proto::error::ProtoError;
 
 /// Size of the common header (`struct nvme_tcp_hdr`).
 pub const HDR_LEN: usize = 8;
@@ -275,108 +275,6 @@ pub struct IcResp {
     pub digests: Digests,
 }
 
-/// What is wrong with a PDU a target sent. Each variant names the field.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProtoError {
-    /// A PDU type a host never receives at this point.
-    UnexpectedType(u8),
-    /// `hlen` does not match the type.
-    BadHlen { pdu_type: u8, hlen: u8 },
-    /// `pdo` does not match the type, the header and the digests.
-    BadPdo { pdu_type: u8, pdo: u8 },
-    /// `plen` is inconsistent with the header, data and digests.
-    BadPlen { pdu_type: u8, plen: u32 },
-    /// The HDGST flag does not match the negotiated header digest.
-    HdgstFlag { set: bool },
-    /// The DDGST flag does not match the negotiated data digest.
-    DdgstFlag { set: bool },
-    /// The header digest does not match the header.
-    HeaderDigest { received: u32, computed: u32 },
-    /// C2HData with zero length.
-    ZeroDataLength,
-    /// C2HData with SUCCESS but without LAST.
-    SuccessWithoutLast,
-    /// ICResp: wrong PDU format version.
-    IcRespPfv(u16),
-    /// ICResp: digests differ from those requested.
-    IcRespDigest { requested: u8, returned: u8 },
-    /// ICResp: controller PDU data alignment we do not support.
-    IcRespCpda(u8),
-    /// ICResp: MAXH2CDATA too small or not a multiple of 4.
-    IcRespMaxH2CData(u32),
-    /// The target closed the connection.
-    ConnectionClosed,
-    /// Data or R2T for a command id that is not outstanding on this queue.
-    UnknownCommand(u16),
-    /// C2HData for a command that transfers no data to the host.
-    UnexpectedData(u16),
-    /// C2HData out of order or beyond the command's data length.
-    DataOutOfRange { command_id: u16, offset: u32, length: u32, expected: u32, total: u32 },
-    /// R2T asking for nothing, out of order or beyond the command's data.
-    R2TOutOfRange { command_id: u16, offset: u32, length: u32, sent: u32, total: u32 },
-    /// R2T for a command that has no data left to send (a read, an
-    /// in-capsule write, or a write already sent).
-    UnexpectedR2T(u16),
-    /// R2T while the command's previous R2T is still being served.
-    DuplicateR2T(u16),
-    /// A second completion (Response, or C2HData with SUCCESS) for a
-    /// command whose first one is held until the send side is done.
-    DuplicateResponse(u16),
-}
-
-impl ProtoError {
-    /// The errno this error maps to (positive).
-    pub fn errno(&self) -> i32 {
-        match self {
-            Self::HeaderDigest { .. } => errno::EBADMSG,
-            Self::ConnectionClosed => errno::ECONNRESET,
-            Self::IcRespPfv(_)
-            | Self::IcRespDigest { .. }
-            | Self::IcRespCpda(_)
-            | Self::IcRespMaxH2CData(_) => errno::EINVAL,
-            _ => errno::EPROTO,
-        }
-    }
-}
-
-impl fmt::Display for ProtoError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Self::UnexpectedType(t) => write!(f, "unexpected pdu type {t:#x}"),
-            Self::BadHlen { pdu_type, hlen } => write!(f, "pdu type {pdu_type:#x}: bad hlen {hlen}"),
-            Self::BadPdo { pdu_type, pdo } => write!(f, "pdu type {pdu_type:#x}: bad pdo {pdo}"),
-            Self::BadPlen { pdu_type, plen } => write!(f, "pdu type {pdu_type:#x}: bad plen {plen}"),
-            Self::HdgstFlag { set } => write!(f, "header digest flag {}", if set { "set but not negotiated" } else { "cleared" }),
-            Self::DdgstFlag { set } => write!(f, "data digest flag {}", if set { "set but not negotiated" } else { "cleared" }),
-            Self::HeaderDigest { received, computed } => {
-                write!(f, "header digest error: recv {received:#x} expected {computed:#x}")
-            }
-            Self::ZeroDataLength => write!(f, "c2h data pdu with zero data length"),
-            Self::SuccessWithoutLast => write!(f, "c2h success flag without data last"),
-            Self::IcRespPfv(v) => write!(f, "icresp: bad pfv {v:#x}"),
-            Self::IcRespDigest { requested, returned } => {
-                write!(f, "icresp: digests requested {requested:#x}, returned {returned:#x}")
-            }
-            Self::IcRespCpda(v) => write!(f, "icresp: unsupported cpda {v}"),
-            Self::IcRespMaxH2CData(v) => write!(f, "icresp: invalid maxh2cdata {v}"),
-            Self::ConnectionClosed => write!(f, "connection closed by target"),
-            Self::UnknownCommand(cid) => write!(f, "command id {cid:#x} is not outstanding"),
-            Self::UnexpectedData(cid) => write!(f, "tag {cid:#x} unexpected data"),
-            Self::DataOutOfRange { command_id, offset, length, expected, total } => write!(
-                f,
-                "request {command_id:#x}: c2h data offset {offset} length {length}, expected offset {expected} of {total}"
-            ),
-            Self::R2TOutOfRange { command_id, offset, length, sent, total } => write!(
-                f,
-                "request {command_id:#x}: r2t offset {offset} length {length}, {sent} of {total} sent"
-            ),
-            Self::UnexpectedR2T(cid) => write!(f, "request {cid:#x}: r2t but no data is due"),
-            Self::DuplicateR2T(cid) => write!(f, "request {cid:#x}: r2t while the previous one is outstanding"),
-            Self::DuplicateResponse(cid) => write!(f, "request {cid:#x}: second response while the first is held"),
-        }
-    }
-}
-
 fn le16(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
 }
@@ -562,11 +460,27 @@ pub fn check_c2h_range(d: &C2HData, received: u32, total: u32) -> Result<(), Pro
     Ok(())
 }
 
+/// [`check_c2h_range`], and first that the command's completion has not
+/// arrived yet (`completed`: the receive side holds one for the send side,
+/// which may end the request at any moment): data after it would be placed
+/// into pages the request no longer owns once the send side lets go.
+pub fn check_c2h_data(d: &C2HData, received: u32, total: u32, completed: bool) -> Result<(), ProtoError> {
+    if completed {
+        return Err(ProtoError::DataAfterCompletion(d.command_id));
+    }
+    check_c2h_range(d, received, total)
+}
+
 /// Checks an R2T against a write command of `total` bytes of which `sent`
-/// were sent (as `nvme_tcp_handle_r2t()` does).
+/// were sent (as `nvme_tcp_handle_r2t()` does), and more: it must ask for
+/// the very next unsent byte. The send side sends a write's data in order
+/// from where it stands (`sent`) and names the R2T's offset in its
+/// H2CData, so an R2T past `sent` would make it send the bytes at `sent`
+/// as if they were those at the offset asked for: the target would write
+/// them to the wrong place.
 pub fn check_r2t(r: &R2T, sent: u32, total: u32) -> Result<(), ProtoError> {
     let end = u64::from(r.offset) + u64::from(r.length);
-    if r.length == 0 || r.offset < sent || end > u64::from(total) {
+    if r.length == 0 || r.offset != sent || end > u64::from(total) {
         return Err(ProtoError::R2TOutOfRange { command_id: r.command_id, offset: r.offset, length: r.length, sent, total });
     }
     Ok(())
@@ -649,269 +563,9 @@ pub fn encode_h2c_data(
 
 /// Test and fuzz helpers that build target-side PDUs.
 #[cfg(test)]
-pub mod build {
-    use super::*;
-    use std::vec::Vec;
-
-    fn finish_hdr<C: Crc32c>(mut h: Vec<u8>, digests: Digests, c: &C) -> Vec<u8> {
-        if digests.header {
-            let d = crc::digest(c, &h[..RECV_HDR_LEN]);
-            h.extend_from_slice(&d);
-        }
-        h
-    }
-
-    /// A response capsule.
-    pub fn rsp<C: Crc32c>(cqe: &Cqe, digests: Digests, c: &C) -> Vec<u8> {
-        let plen = (RECV_HDR_LEN + digests.hdgst_len()) as u32;
-        let fl = if digests.header { flags::HDGST } else { 0 };
-        let mut h = CommonHeader { pdu_type: 5, flags: fl, hlen: 24, pdo: 0, plen }.encode().to_vec();
-        h.extend_from_slice(&cqe.result.to_le_bytes());
-        h.extend_from_slice(&cqe.sq_head.to_le_bytes());
-        h.extend_from_slice(&cqe.sq_id.to_le_bytes());
-        h.extend_from_slice(&cqe.command_id.to_le_bytes());
-        h.extend_from_slice(&cqe.status.to_le_bytes());
-        finish_hdr(h, digests, c)
-    }
-
-    /// A C2HData PDU with its payload and, if negotiated, data digest.
-    pub fn c2h_data<C: Crc32c>(
-        cid: u16,
-        offset: u32,
-        payload: &[u8],
-        last: bool,
-        success: bool,
-        digests: Digests,
-        c: &C,
-    ) -> Vec<u8> {
-        let hdr_total = RECV_HDR_LEN + digests.hdgst_len();
-        let plen = (hdr_total + payload.len() + digests.ddgst_len()) as u32;
-        let fl = (if digests.header { flags::HDGST } else { 0 })
-            | (if digests.data { flags::DDGST } else { 0 })
-            | (if last { flags::DATA_LAST } else { 0 })
-            | (if success { flags::DATA_SUCCESS } else { 0 });
-        let mut h = CommonHeader { pdu_type: 7, flags: fl, hlen: 24, pdo: hdr_total as u8, plen }
-            .encode()
-            .to_vec();
-        h.extend_from_slice(&cid.to_le_bytes());
-        h.extend_from_slice(&0u16.to_le_bytes());
-        h.extend_from_slice(&offset.to_le_bytes());
-        h.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        h.extend_from_slice(&[0; 4]);
-        let mut v = finish_hdr(h, digests, c);
-        v.extend_from_slice(payload);
-        if digests.data {
-            v.extend_from_slice(&crc::digest(c, payload));
-        }
-        v
-    }
-
-    /// An R2T.
-    pub fn r2t<C: Crc32c>(cid: u16, ttag: u16, offset: u32, length: u32, digests: Digests, c: &C) -> Vec<u8> {
-        let plen = (RECV_HDR_LEN + digests.hdgst_len()) as u32;
-        let fl = if digests.header { flags::HDGST } else { 0 };
-        let mut h = CommonHeader { pdu_type: 9, flags: fl, hlen: 24, pdo: 0, plen }.encode().to_vec();
-        h.extend_from_slice(&cid.to_le_bytes());
-        h.extend_from_slice(&ttag.to_le_bytes());
-        h.extend_from_slice(&offset.to_le_bytes());
-        h.extend_from_slice(&length.to_le_bytes());
-        h.extend_from_slice(&[0; 4]);
-        finish_hdr(h, digests, c)
-    }
-}
+#[path = "pdu_build.rs"]
+pub mod build;
 
 #[cfg(test)]
-mod tests {
-    use super::build;
-    use super::*;
-    use crate::proto::crc::SoftCrc32c;
-
-    const ALL: [Digests; 4] = [
-        Digests { header: false, data: false },
-        Digests { header: true, data: false },
-        Digests { header: false, data: true },
-        Digests { header: true, data: true },
-    ];
-
-    fn hdr_of(v: &[u8], d: Digests) -> &[u8] {
-        &v[..d.recv_hdr_len()]
-    }
-
-    #[test]
-    fn icreq_layout() {
-        let b = encode_icreq(Digests { header: true, data: true });
-        assert_eq!(&b[..8], &[0, 0, 128, 0, 128, 0, 0, 0]);
-        assert_eq!(b[11], 3);
-        assert!(b[12..].iter().all(|&x| x == 0));
-    }
-
-    fn icresp(pfv: u16, cpda: u8, digest: u8, maxdata: u32) -> [u8; ICRESP_LEN] {
-        let mut b = [0u8; ICRESP_LEN];
-        b[..8].copy_from_slice(&CommonHeader { pdu_type: 1, flags: 0, hlen: 128, pdo: 0, plen: 128 }.encode());
-        b[8..10].copy_from_slice(&pfv.to_le_bytes());
-        b[10] = cpda;
-        b[11] = digest;
-        b[12..16].copy_from_slice(&maxdata.to_le_bytes());
-        b
-    }
-
-    #[test]
-    fn icresp_checks() {
-        let d = Digests { header: true, data: false };
-        assert_eq!(parse_icresp(&icresp(0, 0, 1, 131072), d), Ok(IcResp { maxh2cdata: 131072, digests: d }));
-        assert_eq!(parse_icresp(&icresp(1, 0, 1, 131072), d), Err(ProtoError::IcRespPfv(1)));
-        assert_eq!(parse_icresp(&icresp(0, 1, 1, 131072), d), Err(ProtoError::IcRespCpda(1)));
-        assert!(matches!(parse_icresp(&icresp(0, 0, 3, 131072), d), Err(ProtoError::IcRespDigest { .. })));
-        assert_eq!(parse_icresp(&icresp(0, 0, 1, 4094), d), Err(ProtoError::IcRespMaxH2CData(4094)));
-        assert_eq!(parse_icresp(&icresp(0, 0, 1, 4098), d), Err(ProtoError::IcRespMaxH2CData(4098)));
-        let mut bad = icresp(0, 0, 1, 8192);
-        bad[4] = 127;
-        assert!(matches!(parse_icresp(&bad, d), Err(ProtoError::BadPlen { .. })));
-        bad = icresp(0, 0, 1, 8192);
-        bad[0] = 5;
-        assert_eq!(parse_icresp(&bad, d), Err(ProtoError::UnexpectedType(5)));
-    }
-
-    #[test]
-    fn rsp_round_trip_every_digest_mode() {
-        let c = SoftCrc32c;
-        let cqe = Cqe { result: 0x1122334455667788, sq_head: 3, sq_id: 1, command_id: 0x4007, status: 0x2 };
-        for d in ALL {
-            let v = build::rsp(&cqe, d, &c);
-            assert_eq!(v.len(), d.recv_hdr_len());
-            assert_eq!(parse_recv_header(&v, d, &c), Ok(RecvPdu::Rsp(cqe)));
-        }
-    }
-
-    #[test]
-    fn c2h_data_checks() {
-        let c = SoftCrc32c;
-        for d in ALL {
-            let v = build::c2h_data(7, 4096, &[1, 2, 3, 4], true, true, d, &c);
-            let got = parse_recv_header(hdr_of(&v, d), d, &c);
-            assert_eq!(
-                got,
-                Ok(RecvPdu::C2HData(C2HData { command_id: 7, data_offset: 4096, data_length: 4, last: true, success: true }))
-            );
-            // SUCCESS without LAST.
-            let v = build::c2h_data(7, 0, &[1], false, true, d, &c);
-            assert_eq!(parse_recv_header(hdr_of(&v, d), d, &c), Err(ProtoError::SuccessWithoutLast));
-        }
-        let d = Digests::default();
-        let mut v = build::c2h_data(7, 0, &[1, 2], true, false, d, &c);
-        v[4] = v[4].wrapping_add(1); // plen off by one
-        assert!(matches!(parse_recv_header(hdr_of(&v, d), d, &c), Err(ProtoError::BadPlen { .. })));
-        let mut v = build::c2h_data(7, 0, &[1, 2], true, false, d, &c);
-        v[3] = 0; // pdo
-        assert!(matches!(parse_recv_header(hdr_of(&v, d), d, &c), Err(ProtoError::BadPdo { .. })));
-        let mut v = build::c2h_data(7, 0, &[1, 2], true, false, d, &c);
-        v[16..20].copy_from_slice(&0u32.to_le_bytes());
-        v[4..8].copy_from_slice(&24u32.to_le_bytes());
-        assert_eq!(parse_recv_header(hdr_of(&v, d), d, &c), Err(ProtoError::ZeroDataLength));
-        // Data digest negotiated but flag missing, and the other way round.
-        let dd = Digests { header: false, data: true };
-        let v = build::c2h_data(7, 0, &[1, 2], true, false, d, &c);
-        assert_eq!(parse_recv_header(hdr_of(&v, dd), dd, &c), Err(ProtoError::DdgstFlag { set: false }));
-        let v = build::c2h_data(7, 0, &[1, 2], true, false, dd, &c);
-        assert_eq!(parse_recv_header(hdr_of(&v, d), d, &c), Err(ProtoError::DdgstFlag { set: true }));
-    }
-
-    #[test]
-    fn header_digest_mismatch_is_rejected() {
-        let c = SoftCrc32c;
-        let d = Digests { header: true, data: false };
-        let cqe = Cqe { result: 0, sq_head: 0, sq_id: 0, command_id: 1, status: 0 };
-        let mut v = build::rsp(&cqe, d, &c);
-        v[20] ^= 0x40;
-        assert!(matches!(parse_recv_header(&v, d, &c), Err(ProtoError::HeaderDigest { .. })));
-        // Digest negotiated, flag missing.
-        let v = build::rsp(&cqe, Digests::default(), &c);
-        let mut w = v.clone();
-        w.extend_from_slice(&[0; 4]);
-        assert_eq!(parse_recv_header(&w, d, &c), Err(ProtoError::HdgstFlag { set: false }));
-    }
-
-    #[test]
-    fn unexpected_types_and_lengths() {
-        let c = SoftCrc32c;
-        let d = Digests::default();
-        for t in [0u8, 1, 2, 4, 6, 8, 10, 0xff] {
-            let mut v = [0u8; 24];
-            v[0] = t;
-            v[2] = 24;
-            v[4] = 24;
-            assert_eq!(parse_recv_header(&v, d, &c), Err(ProtoError::UnexpectedType(t)));
-        }
-        let mut v = [0u8; 24];
-        v[0] = 5;
-        v[2] = 72;
-        v[4] = 24;
-        assert!(matches!(parse_recv_header(&v, d, &c), Err(ProtoError::BadHlen { .. })));
-        // C2HTermReq: plen bounds, no digest check.
-        let mut t = [0u8; 28];
-        t[0] = 3;
-        t[2] = 24;
-        t[4] = 24;
-        t[8] = 1;
-        let dh = Digests { header: true, data: false };
-        assert_eq!(parse_recv_header(&t, dh, &c), Ok(RecvPdu::C2HTerm(TermReq { fes: 1, fei: 0 })));
-        t[4] = 200;
-        assert!(matches!(parse_recv_header(&t, dh, &c), Err(ProtoError::BadPlen { .. })));
-    }
-
-    #[test]
-    fn c2h_range_checks() {
-        let d = |off, len, last| C2HData { command_id: 1, data_offset: off, data_length: len, last, success: false };
-        assert_eq!(check_c2h_range(&d(0, 4096, true), 0, 4096), Ok(()));
-        assert_eq!(check_c2h_range(&d(4096, 4096, false), 4096, 16384), Ok(()));
-        assert!(check_c2h_range(&d(0, 4096, true), 0, 0).is_err());
-        assert!(check_c2h_range(&d(0, 4097, true), 0, 4096).is_err());
-        assert!(check_c2h_range(&d(8192, 4096, false), 4096, 16384).is_err()); // a hole
-        assert!(check_c2h_range(&d(0, 4096, true), 0, 8192).is_err()); // last too early
-        assert!(check_c2h_range(&d(u32::MAX, 2, false), u32::MAX, u32::MAX).is_err()); // wraps
-    }
-
-    #[test]
-    fn r2t_range_checks() {
-        let r = |off, len| R2T { command_id: 1, ttag: 0, offset: off, length: len };
-        assert_eq!(check_r2t(&r(0, 8192), 0, 8192), Ok(()));
-        assert!(check_r2t(&r(0, 0), 0, 8192).is_err());
-        assert!(check_r2t(&r(0, 4096), 4096, 8192).is_err());
-        assert!(check_r2t(&r(4096, 8192), 0, 8192).is_err());
-        assert!(check_r2t(&r(u32::MAX, 2), 0, u32::MAX).is_err());
-    }
-
-    #[test]
-    fn sgl_and_capsule_headers() {
-        let mut sqe = [0u8; SQE_LEN];
-        set_sgl(&mut sqe, DataPlacement::InCapsule { len: 4096, icdoff: 0 });
-        assert_eq!(sqe[1], CMD_SGL_METABUF);
-        assert_eq!(&sqe[32..36], &4096u32.to_le_bytes());
-        assert_eq!(sqe[39], 0x01);
-        set_sgl(&mut sqe, DataPlacement::Transport { len: 65536 });
-        assert_eq!(sqe[39], 0x50);
-        assert_eq!(&sqe[24..32], &[0; 8]);
-        set_sgl(&mut sqe, DataPlacement::None);
-        assert_eq!(&sqe[32..36], &[0; 4]);
-        let d = Digests { header: true, data: true };
-        assert_eq!(cmd_header(d, 0), CommonHeader { pdu_type: 4, flags: 1, hlen: 72, pdo: 0, plen: 76 });
-        assert_eq!(cmd_header(d, 512), CommonHeader { pdu_type: 4, flags: 3, hlen: 72, pdo: 76, plen: 76 + 512 + 4 });
-        assert_eq!(cmd_header(Digests::default(), 8), CommonHeader { pdu_type: 4, flags: 0, hlen: 72, pdo: 72, plen: 80 });
-        let h = encode_h2c_data(Digests::default(), 7, 3, 8192, 4096, true);
-        assert_eq!(CommonHeader::parse(&[h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]),
-            CommonHeader { pdu_type: 6, flags: flags::DATA_LAST, hlen: 24, pdo: 24, plen: 24 + 4096 });
-        assert_eq!(&h[8..20], &[7, 0, 3, 0, 0, 0x20, 0, 0, 0, 0x10, 0, 0]);
-    }
-
-    #[test]
-    fn r2t_parses() {
-        let c = SoftCrc32c;
-        for d in ALL {
-            let v = build::r2t(9, 2, 8192, 4096, d, &c);
-            assert_eq!(
-                parse_recv_header(&v, d, &c),
-                Ok(RecvPdu::R2T(R2T { command_id: 9, ttag: 2, offset: 8192, length: 4096 }))
-            );
-        }
-    }
-}
+#[path = "pdu_tests.rs"]
+mod tests;

@@ -26,10 +26,16 @@
 //! the send side still sends from them and holds it on its FIFO. It is
 //! held (`Responded`) and the send side completes it when it lets go. In
 //! `Waiting` or `Done` nobody sends: the receive side completes at once.
+//! In `Waiting` the write's data is not all sent yet (the target answered
+//! before asking for the rest), so, as for a completion the send side was
+//! holding, a success becomes a transfer error
+//! ([`crate::proto::completion::early_write`]): never a write acknowledged
+//! without its data.
 //!
 //! ```text
 //!  Sending | Received --Response--> Responded --SendDone|Take--> Done (send side completes)
-//!  Waiting | Done     --Response--> Done (receive side completes)
+//!  Waiting            --Response--> Done (receive side completes, early)
+//!  Done               --Response--> Done (receive side completes)
 //! ```
 
 use crate::proto::pdu::ProtoError;
@@ -93,6 +99,10 @@ pub enum SlotAction {
     /// Complete the command now (with the completion just received, or,
     /// on the send side, the one recorded while it was sending).
     Complete,
+    /// Receive side: complete the command now, but data of the write was
+    /// still due: a success becomes a transfer error
+    /// ([`crate::proto::completion::early_write`]).
+    CompleteEarly,
     /// Receive side: record the completion; the send side completes it.
     Hold,
 }
@@ -114,7 +124,8 @@ pub fn transition(slot: Slot, event: SlotEvent, command_id: u16) -> Result<(Slot
         (Received, Taken) => Ok((Sending, SlotAction::SendH2C)),
         (Sending, Taken) => Ok((Sending, SlotAction::None)),
         (Sending | Received, ResponseArrived) => Ok((Responded, SlotAction::Hold)),
-        (Waiting | Done, ResponseArrived) => Ok((Done, SlotAction::Complete)),
+        (Waiting, ResponseArrived) => Ok((Done, SlotAction::CompleteEarly)),
+        (Done, ResponseArrived) => Ok((Done, SlotAction::Complete)),
         (Responded, ResponseArrived) => Err(ProtoError::DuplicateResponse(command_id)),
         (Responded, R2TArrived) => Err(ProtoError::UnexpectedR2T(command_id)),
         (Responded, SendDone { .. } | Taken) => Ok((Done, SlotAction::Complete)),

@@ -17,7 +17,7 @@ use crate::sys::bindings as nb;
 use crate::sys::blk_mq::Lookup;
 use crate::sys::fmt::Shown;
 use crate::sys::iov::{DataPhase, KernelCrc32c, PhaseMark, SkbRange};
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{fence, Ordering};
 use kernel::{bindings as kb, prelude::*};
 
 /// Where a receive pass takes its bytes from. The receive machine is the
@@ -131,24 +131,51 @@ impl Queue {
     }
 
     /// The receive side got the completion of `req` (a Response, or C2HData
-    /// with SUCCESS): true when the caller ends the command now; false
-    /// when the send side still owns the request and the completion is
-    /// held for it, to deliver when it lets go ([`crate::proto::r2t`]).
-    /// Never under the send side: its pages would go back to their owner,
-    /// and the request to a new command, while it still sends from them.
-    fn complete_or_hold(&self, req: &TcpRequest, status: u16, result: u64) -> Result<bool, i32> {
+    /// with SUCCESS): `Some(status)` when the caller ends the command now,
+    /// with that status; `None` when the send side still owns the request
+    /// and the completion is held for it, to deliver when it lets go
+    /// ([`crate::proto::r2t`]). Never under the send side: its pages would
+    /// go back to their owner, and the request to a new command, while it
+    /// still sends from them. A write whose data was not all asked for yet
+    /// gets [`completion::early_write`]'s status: never acknowledged
+    /// without its data.
+    fn complete_or_hold(&self, req: &TcpRequest, status: u16, result: u64) -> Result<Option<u16>, i32> {
+        // Before the slot moves: once it does, the send side may end the
+        // request and queue_rq start it over.
+        // SAFETY: every caller is the receive side with a request from a
+        // command-id lookup (or the outstanding AER), and holds no other
+        // borrow of its receive fields.
+        unsafe { req.recv_fields() }.completed = true;
         req.held.status.store(status, Ordering::Relaxed);
         req.held.result.store(result, Ordering::Relaxed);
         // Held is not always the target's fault: on a poll queue the
         // Response can be received between the send side's last sendmsg()
         // and its note that it is done. The send side says which it was.
         let action = self.slot_event(req, SlotEvent::ResponseArrived).map_err(|e| -e)?;
-        Ok(action != SlotAction::Hold)
+        Ok(match action {
+            SlotAction::Hold => None,
+            SlotAction::CompleteEarly => {
+                let early = completion::early_write(status);
+                // An error status stands (a target may fail a write before
+                // asking for its data); only a success is the target's fault.
+                if early != status {
+                    dev_warn!(
+                        self.dev(),
+                        "queue {}: success for command id {:#x} before all its data was asked for: status {:#x}\n",
+                        self.qid,
+                        req.submit().command_id(),
+                        early
+                    );
+                }
+                Some(early)
+            }
+            _ => Some(status),
+        })
     }
 
     /// [`Self::complete_or_hold`] for a blk-mq request found by its id.
     fn respond(&self, rq: Rq, status: u16, result: u64) -> Result<(), i32> {
-        if self.complete_or_hold(rq.data(), status, result)? {
+        if let Some(status) = self.complete_or_hold(rq.data(), status, result)? {
             rq.end(status, result);
         }
         Ok(())
@@ -157,6 +184,17 @@ impl Queue {
     /// One receive pass from io_work, if no poller is in one: io_work and
     /// pollers take turns here, as lock_sock() makes them do in C. `None`
     /// when a poller holds it.
+    /// io_work found the receive side held (by a poller): says so, then
+    /// tries once more, since the poller may have let go before it could
+    /// see `recv_wanted` (the fence pairs with `PollGuard`'s).
+    pub(super) fn defer_recv(&self) -> Option<Result<recv::PassEnd, RecvError>> {
+        self.recv_wanted.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        let r = self.try_recv_pass()?;
+        self.recv_wanted.store(false, Ordering::Relaxed);
+        Some(r)
+    }
+
     pub(super) fn try_recv_pass(&self) -> Option<Result<recv::PassEnd, RecvError>> {
         let g = self.try_recv()?;
         Some(if self.conf().work_pushes {
@@ -208,6 +246,28 @@ impl Queue {
         let Some(g) = self.try_recv() else {
             return 0;
         };
+        let r = self.poll_held(g);
+        self.hand_back_recv();
+        r
+    }
+
+    /// A poller let go of the receive side: if io_work wanted in meanwhile
+    /// (`defer_recv`), queue it, for bytes that arrived after the poller's
+    /// read_sock() took the last skb while data_ready left them to the
+    /// poller. Only the queue's own fields are touched: once `recv_busy` is
+    /// clear, `stop` may be taking the socket away.
+    fn hand_back_recv(&self) {
+        // Pairs with the fence in `defer_recv`: either io_work's second
+        // try found `recv_busy` clear, or this sees `recv_wanted` set.
+        fence(Ordering::SeqCst);
+        if self.recv_wanted.load(Ordering::Relaxed) && self.recv_wanted.swap(false, Ordering::Relaxed) {
+            QueueStats::add(&self.stats.poll_kicks, 1);
+            self.kick();
+        }
+    }
+
+    /// `poll` with the receive side held by `g`, released on return.
+    fn poll_held(&self, g: RecvGuard<'_>) -> c_int {
         // `stop` clears `live` before waiting for `recv_busy`: a live
         // queue here keeps its socket (and `conf`) until we let go.
         if !self.live.load(Ordering::Acquire) || !self.sk_ctx.rd_enabled() {
@@ -338,8 +398,8 @@ impl QueueIo for RecvCtx<'_> {
                 // only an outstanding one may complete.
                 if q.qid == 0 && cqe.command_id == nb::NVME_AQ_BLK_MQ_DEPTH as u16 {
                     if let Some(aer) = q.ctrl().outstanding_aer() {
-                        if q.complete_or_hold(aer, cqe.status, cqe.result)? {
-                            q.end_request(aer, cqe.status, cqe.result);
+                        if let Some(status) = q.complete_or_hold(aer, cqe.status, cqe.result)? {
+                            q.end_request(aer, status, cqe.result);
                         }
                         return Ok(true);
                     }
@@ -360,7 +420,7 @@ impl QueueIo for RecvCtx<'_> {
                 // data to send, never a destination.
                 // SAFETY: we hold the receive side and `rq` came from a lookup.
                 let f = unsafe { req.recv_fields() };
-                if let Err(e) = pdu::check_c2h_range(&d, f.data_recvd, req.submit().to_host()) {
+                if let Err(e) = pdu::check_c2h_data(&d, f.data_recvd, req.submit().to_host(), f.completed) {
                     dev_err!(q.dev(), "queue {}: {}\n", q.qid, Shown(e));
                     return Err(e.errno());
                 }

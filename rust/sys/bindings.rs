@@ -3,53 +3,45 @@
 //! from the kernel tree the module is built against (never checked in).
 //! Types that are not nvme's come from the kernel's `bindings` crate.
 
-#[allow(
-    dead_code,
-    missing_docs,
-    non_camel_case_types,
-    non_upper_case_globals,
-    non_snake_case,
-    improper_ctypes,
-    unreachable_pub,
-    unsafe_op_in_unsafe_fn,
-    clippy::all,
-    clippy::undocumented_unsafe_blocks,
-    clippy::ptr_as_ptr,
-    clippy::ref_as_ptr,
-    clippy::as_underscore,
-    clippy::cast_lossless
-)]
-mod generated {
-    use kernel::bindings::*;
-    include!("generated/bindings_generated.rs");
+/// A module of bindgen output, with the lints that generated code cannot
+/// follow allowed, in one place for every generated file.
+macro_rules! generated_module {
+    ($(#[$doc:meta])* $vis:vis mod $name:ident = $file:literal) => {
+        $(#[$doc])*
+        #[allow(
+            dead_code,
+            missing_docs,
+            non_camel_case_types,
+            non_upper_case_globals,
+            non_snake_case,
+            improper_ctypes,
+            unreachable_pub,
+            unsafe_op_in_unsafe_fn,
+            clippy::all,
+            clippy::undocumented_unsafe_blocks,
+            clippy::ptr_as_ptr,
+            clippy::ref_as_ptr,
+            clippy::as_underscore,
+            clippy::cast_lossless
+        )]
+        $vis mod $name {
+            use kernel::bindings::*;
+            include!($file);
+        }
+    };
 }
+
+generated_module!(mod generated = "generated/bindings_generated.rs");
 pub(crate) use generated::*;
 
-/// The socket layer (`rust/sys/net.h`): `struct sock` with its fields, which
-/// the kernel's crate has only as an opaque type, and the socket calls of
-/// `sys::socket`. A different type from `kernel::bindings::sock`: a
-/// `socket`'s `sk` is cast once, in `sys::socket`. Generated with bindgen's
-/// layout tests, so a field this module reads cannot sit elsewhere than in C.
-#[allow(
-    dead_code,
-    missing_docs,
-    non_camel_case_types,
-    non_upper_case_globals,
-    non_snake_case,
-    improper_ctypes,
-    unreachable_pub,
-    unsafe_op_in_unsafe_fn,
-    clippy::all,
-    clippy::undocumented_unsafe_blocks,
-    clippy::ptr_as_ptr,
-    clippy::ref_as_ptr,
-    clippy::as_underscore,
-    clippy::cast_lossless
-)]
-pub(crate) mod net {
-    use kernel::bindings::*;
-    include!("generated/net_generated.rs");
-}
+generated_module!(
+    /// The socket layer (`rust/sys/net.h`): `struct sock` with its fields, which
+    /// the kernel's crate has only as an opaque type, and the socket calls of
+    /// `sys::socket`. A different type from `kernel::bindings::sock`: a
+    /// `socket`'s `sk` is cast once, in `sys::socket`. Generated with bindgen's
+    /// layout tests, so a field this module reads cannot sit elsewhere than in C.
+    pub(crate) mod net = "generated/net_generated.rs"
+);
 
 // The protocol core's PDU layouts must be the kernel's, field by field.
 mod layout {

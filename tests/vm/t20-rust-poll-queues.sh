@@ -31,3 +31,13 @@ grep "^$ctrl " $stats | sed 's/^/# /'
 after=$(counter poll_completions)
 [ "$after" -gt "$before" ] || fail "the poll callback completed no command ($before -> $after)"
 log "poll callback completed $((after - before)) commands"
+# io_work and the poller meet on the poll queue (io_work sends what
+# queue_rq left it, then wants to receive): io_work leaves the socket to a
+# poller that holds it and the poller queues io_work when it lets go. A
+# lost hand-back would leave bytes unread until a command timed out.
+deferred=$(counter work_recv_deferred) kicks=$(counter poll_kicks)
+[ -n "$deferred" ] && [ -n "$kicks" ] || fail "no hand-off counters for $ctrl qid 2"
+log "io_work left the socket to a poller $deferred times; pollers queued io_work $kicks times"
+[ "$kicks" -le "$deferred" ] || fail "pollers queued io_work $kicks times for $deferred hand-offs"
+dmesg_since_mark | grep -E "nvme $ctrl: I/O tag [0-9]+ .*timeout|rnvme_tcp.*timed out" && fail "a command timed out on the poll queue"
+true
