@@ -333,11 +333,11 @@ class Conn:
                 how[name] = "set here"
             else:
                 how[name] = "none"
+        self.tls = (ss, cipher, seen[0] if seen else None)
+        self.s = raw  # close() closes both
         if how["tx"] == "none":
             self.t.say(f"tls: no kTLS TX for {cipher} on connection {self.index}")
             raise EOFError
-        self.tls = (ss, cipher, seen[0] if seen else None)
-        self.s = raw
         # Without kTLS RX OpenSSL decrypts what the host sends.
         self.rx = raw if how["rx"] != "none" else ss
         self.t.say(f"tls connection {self.index}: {cipher}, identity {self.tls[2]!r}, kTLS tx {how['tx']} rx {how['rx']}")
@@ -383,7 +383,7 @@ class Conn:
         return bytes(b)
 
     def run(self):
-        if self.a.tls_psk is not None:
+        if getattr(self.a, "tls_psk", None) is not None:
             self.start_tls()
         ic = self.recv_exact(128)
         if ic[0] != ICREQ:

@@ -31,16 +31,19 @@ CASES_CHECK=(
 )
 cases=()
 if [ "${TLS_RECORDS_FULL:-0}" = 1 ]; then
-	for mode in recvmsg poll; do
-		for kind in ticket alert-warning close-notify alert-fatal keyupdate unknown-type; do
-			for pos in between header payload ddgst; do cases+=("tls-$kind-$pos;$mode"); done
-		done
+	# Modes alternate, so a batch has as many poll queues as I/O queues.
+	for kind in ticket alert-warning close-notify alert-fatal keyupdate unknown-type; do
+		for pos in between header payload ddgst; do cases+=("tls-$kind-$pos;recvmsg" "tls-$kind-$pos;poll"); done
 	done
 else
 	cases=("${CASES_CHECK[@]}")
 fi
 n=${#cases[@]}
-BATCH=${TLS_RECORDS_BATCH:-8}
+# Batches of 4 controllers, at most one of them on a poll queue in make check (a TLS poll queue's io_uring
+# hipri job spins: its poller leaves receiving to io_work), so the fake target (one Python process) keeps
+# up under TCG on a loaded machine. keep_alive_tmo=30 and tls_handshake_timeout=30 for the same reason:
+# the test is about records, not about how fast Python answers a keep-alive or a handshake.
+BATCH=${TLS_RECORDS_BATCH:-4}
 # Each case's fio job: 4 writes (R2T), then 4 verifying reads, the 3rd of which gets the record. With a
 # data digest (computed in Python by the fake target) 16 KiB I/Os, else 32 KiB (each read's C2HData payload
 # spans records: kTLS sends at most 16 KiB per record).
@@ -84,7 +87,7 @@ psk_serial=$(printf "$(sed 's/../\\x&/g' <<<"$PSK_HEX")" | keyctl padd psk "$IDE
 wrong_serial=$(head -c 32 /dev/urandom | keyctl padd psk "NVMe0R01 $HOSTNQN_KEY $NQN-wrong" %:.nvme) || fail "keyctl padd (wrong key) failed"
 log "PSK $(printf '%08x' "$psk_serial") '$IDENTITY'; wrong PSK $(printf '%08x' "$wrong_serial"); set up at ${SECONDS}s"
 unload_transports || fail "cannot unload the transports"
-modprobe rnvme_tcp || fail "cannot load rnvme_tcp"
+modprobe rnvme_tcp tls_handshake_timeout=30 || fail "cannot load rnvme_tcp"
 for i in $(seq 600); do grep -q listening "$flog" && break; sleep 0.1; done
 grep -q listening "$flog" || { sed 's/^/# fake: /' "$flog"; fail "the fake target did not start"; }
 log "the fake target serves $n cases (ports $BASE_PORT-$((BASE_PORT + n - 1))), up at ${SECONDS}s"
@@ -129,20 +132,13 @@ for ((b0 = 0; b0 < n; b0 += BATCH)); do
 	start=$SECONDS
 	dmesg_mark
 	rekey0=$(tls_stat TlsRxRekeyReceived) decerr0=$(tls_stat TlsDecryptError)
-	ctrl=() fjobs=() nkeyupdate=0 pids=()
-	# The batch's connects at once (each runs a handshake per queue through tlshd).
+	ctrl=() fjobs=() nkeyupdate=0
 	for ((i = b0; i < b1; i++)); do
-		opts="nr_io_queues=1,reconnect_delay=1,ctrl_loss_tmo=10"
+		opts="nr_io_queues=1,keep_alive_tmo=30,reconnect_delay=1,ctrl_loss_tmo=60"
 		[ "${mode[i]}" = poll ] && opts+=",nr_poll_queues=1"
 		[[ ${name[i]} == *-ddgst ]] && opts+=",data_digest"
 		[[ ${name[i]} == tls-keyupdate-* ]] && nkeyupdate=$((nkeyupdate + 1))
-		{ fabrics_connect "$i" "$opts" >/tmp/tls-conn-$i || echo failed >/tmp/tls-conn-$i; } &
-		pids+=($!)
-	done
-	wait "${pids[@]}"
-	for ((i = b0; i < b1; i++)); do
-		c=$(cat /tmp/tls-conn-$i)
-		[ "$c" != failed ] || { dmesg_since_mark | sed 's/^/#   /'; sed 's/^/# fake: /' "$flog"; fail "${name[i]}: TLS connect failed"; }
+		c=$(fabrics_connect "$i" "$opts") || { dmesg_since_mark | sed 's/^/#   /'; sed 's/^/# fake: /' "$flog"; fail "${name[i]}: TLS connect failed"; }
 		ctrl[i]=nvme$c
 		dev=$(ns_dev_of "${ctrl[i]}") || fail "${name[i]}: no namespace on ${ctrl[i]}"
 		eng=(--ioengine=libaio); [ "${mode[i]}" = poll ] && eng=(--ioengine=io_uring --hipri=1)
@@ -151,7 +147,7 @@ for ((b0 = 0; b0 < n; b0 += BATCH)); do
 			--size=$((${bs%k} * 4))k "${eng[@]}")
 	done
 	log "batch $((b0 / BATCH + 1)): $((b1 - b0)) controllers connected in $((SECONDS - start))s"
-	timeout 150 fio --thread --rw=randwrite --iodepth=4 --direct=1 --verify=crc32c --do_verify=1 \
+	timeout 150 nice -n 10 fio --thread --rw=randwrite --iodepth=4 --direct=1 --verify=crc32c --do_verify=1 \
 		--verify_fatal=1 --verify_state_save=0 --output-format=terse --terse-version=3 "${fjobs[@]}" >/tmp/fio-tls.log 2>&1
 	frc=$?
 	secs=$((SECONDS - start))
@@ -198,8 +194,10 @@ for ((b0 = 0; b0 < n; b0 += BATCH)); do
 	log "batch $((b0 / BATCH + 1)): fio status $frc after ${secs}s; TlsRxRekeyReceived +$rekey ($nkeyupdate KeyUpdates), TlsDecryptError +$decerr"
 	pids=()
 	log "batch $((b0 / BATCH + 1)): checked at $((SECONDS - start))s"
-	for ((i = b0; i < b1; i++)); do echo 1 >"/sys/class/nvme/${ctrl[i]}/delete_controller" & pids+=($!); done
-	wait "${pids[@]}"
+	for ((i = b0; i < b1; i++)); do
+		[ -e "/sys/class/nvme/${ctrl[i]}" ] && { echo 1 >"/sys/class/nvme/${ctrl[i]}/delete_controller" & pids+=($!); }
+	done
+	[ ${#pids[@]} -gt 0 ] && wait "${pids[@]}"
 	no_ctrl_left || fail "controllers left after batch $((b0 / BATCH + 1))"
 	log "batch $((b0 / BATCH + 1)): deleted, $((SECONDS - start))s in all"
 done
