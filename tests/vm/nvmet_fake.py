@@ -23,10 +23,26 @@
 # --cases "NAME[:QID[:AFTER]] ..." serves one target per case in one
 # process, the i-th on PORT+i (one Python start for a whole test file);
 # they share one namespace, as the tests run the cases one at a time.
+#
+# --tls-psk HEX makes every connection TLS 1.3 with that pre-shared key (the
+# raw bytes of the PSK the host offers; any identity unless --tls-identity):
+# the handshake is Python's ssl (OpenSSL) as a PSK server, then the socket
+# carries kTLS both ways (OpenSSL's OP_ENABLE_KTLS, or TLS_TX/TLS_RX set here
+# from the traffic secrets when OpenSSL did not), so PDUs go out as
+# application_data records and Conn.send_record() can send a record of any
+# content type (a sendmsg with a SOL_TLS/TLS_SET_RECORD_TYPE cmsg). The
+# tls-KIND-POS cases (TLS_KINDS x TLS_POSITIONS) inject one such record into
+# a read's reply: the PDU bytes before POS go out as one data record, then
+# the injected record, then the rest.
 import argparse
+import hashlib
+import hmac
+import os
 import socket
+import ssl
 import struct
 import sys
+import tempfile
 import threading
 import time
 
@@ -94,6 +110,29 @@ CASES = {
     "icresp-hdgst-flip": "icresp: the header digest bit flipped from what the host asked",
     "icresp-ddgst-flip": "icresp: the data digest bit flipped from what the host asked",
 }
+# The tls-* cases: a record of KIND injected at POS of a read's reply (needs --tls-psk).
+# KIND: (content type, record payload, what it is).
+TLS_KINDS = {
+    # A NewSessionTicket: lifetime, age_add, an 8-byte nonce, a 48-byte ticket, no extensions.
+    "ticket": (22, bytes([4]) + (4 + 4 + 1 + 8 + 2 + 48 + 2).to_bytes(3, "big") + struct.pack(">IIB", 7200, 0x5EED, 8)
+               + bytes(range(8)) + struct.pack(">H", 48) + bytes(range(100, 148)) + b"\0\0",
+               "a NewSessionTicket (handshake 4)"),
+    "alert-warning": (21, bytes([1, 90]), "a warning alert user_canceled (1/90)"),
+    "close-notify": (21, bytes([1, 0]), "close_notify (1/0)"),
+    "alert-fatal": (21, bytes([2, 80]), "a fatal alert internal_error (2/80)"),
+    "keyupdate": (22, bytes([24, 0, 0, 1, 0]), "a KeyUpdate (handshake 24, update_not_requested)"),
+    "unknown-type": (99, b"rnvme", "a record of content type 99"),
+}
+# POS: where in the reply (C2HData with the LAST flag, then a Response) the record goes.
+TLS_POSITIONS = {
+    "between": "between the C2HData and the Response",
+    "header": "inside the C2HData header (after 5 bytes)",
+    "payload": "inside the C2HData payload (after half the data and one byte)",
+    "ddgst": "inside the C2HData data digest (after 2 of its 4 bytes; needs --data-digest)",
+}
+for _k, (_t, _p, _what) in TLS_KINDS.items():
+    for _pos, _where in TLS_POSITIONS.items():
+        CASES[f"tls-{_k}-{_pos}"] = f"read (TLS): {_what} {_where}"
 R2T_CASES = {"r2t-beyond", "r2t-dup", "r2t-over-maxh2cdata", "rsp-before-h2c"}
 INLINE_CASES = {"r2t-unsolicited"}
 ICRESP_CASES = {"icresp-cpda", "icresp-hdgst-flip", "icresp-ddgst-flip"}
@@ -109,6 +148,47 @@ def kind_of(case):
     if case in ICRESP_CASES:
         return "conn"
     return "read"
+
+
+SOL_TLS, TLS_TX, TLS_RX, TLS_SET_RECORD_TYPE, TCP_ULP = 282, 1, 2, 1, 31
+# Cipher suite -> (kernel cipher type, key length, hash) for TLS_TX/TLS_RX.
+KTLS_CIPHERS = {
+    "TLS_AES_128_GCM_SHA256": (51, 16, hashlib.sha256),
+    "TLS_AES_256_GCM_SHA384": (52, 32, hashlib.sha384),
+}
+
+
+def hkdf_expand_label(h, secret, label, length):
+    """TLS 1.3 HKDF-Expand-Label(secret, label, "", length) (RFC 8446 7.1)."""
+    full = b"tls13 " + label
+    info = struct.pack(">H", length) + bytes([len(full)]) + full + b"\0"
+    out, t, i = b"", b"", 1
+    while len(out) < length:
+        t = hmac.new(secret, t + info + bytes([i]), h).digest()
+        out += t
+        i += 1
+    return out[:length]
+
+
+def ktls_set(sock, cipher, direction, secret, seq=0):
+    """Installs kTLS `direction` (TLS_TX/TLS_RX) on sock with the keys of a traffic secret."""
+    ctype, klen, h = KTLS_CIPHERS[cipher]
+    key = hkdf_expand_label(h, secret, b"key", klen)
+    iv = hkdf_expand_label(h, secret, b"iv", 12)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, TCP_ULP, b"tls")
+    except OSError:
+        pass  # already there (OpenSSL set the other direction)
+    info = struct.pack("<HH", 0x0304, ctype) + iv[4:] + key + iv[:4] + seq.to_bytes(8, "big")
+    sock.setsockopt(SOL_TLS, direction, info)
+
+
+def ktls_on(sock, direction):
+    try:
+        sock.getsockopt(SOL_TLS, direction, 64)
+        return True
+    except OSError:
+        return False
 
 
 class Target:
@@ -165,6 +245,8 @@ class Conn:
         self.writes = {}  # ttag -> [cid, byte offset, buffer, r2t offset, r2t length, bytes in this r2t]
         self.hostile = False
         self.nreads = 0
+        self.rx = s  # where PDUs are read from: s, or the TLS socket when OpenSSL decrypts
+        self.tls = None  # TLS: (the ssl socket, keeps the session), cipher, identity
         with t.lock:
             self.index = t.nconn  # 0: the admin queue's connection
             t.nconn += 1
@@ -193,6 +275,77 @@ class Conn:
 
     def send(self, b):
         self.s.sendall(b)
+
+    def send_record(self, ctype, payload):
+        """TLS: one record of content type `ctype` (kTLS closes the data record before it)."""
+        self.s.sendmsg([payload], [(SOL_TLS, TLS_SET_RECORD_TYPE, bytes([ctype]))])
+
+    def start_tls(self):
+        """The TLS 1.3 PSK handshake as server, then kTLS: self.s becomes the plain socket
+        kTLS encrypts for (sends, and receives when kTLS RX is on)."""
+        a = self.a
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+        ctx.options |= getattr(ssl, "OP_ENABLE_KTLS", 0)
+        ctx.num_tickets = 0  # no tickets of our own: only the cases send records that are not data
+        fd, keylog = tempfile.mkstemp(prefix="nvmet-fake-keylog-")
+        os.close(fd)
+        ctx.keylog_filename = keylog
+        seen = []
+
+        def psk(identity):
+            seen.append(identity)
+            if a.tls_identity and identity != a.tls_identity:
+                return b""
+            return a.tls_psk
+
+        ctx.set_psk_server_callback(psk)
+        self.s.settimeout(20)
+        try:
+            ss = ctx.wrap_socket(self.s, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            self.t.say(f"tls handshake failed on connection {self.index} (identity {seen[0] if seen else None!r}): {e}")
+            os.unlink(keylog)
+            raise EOFError
+        if ss.cipher() is None:  # the host closed before the handshake
+            self.t.say(f"tls handshake failed on connection {self.index}: closed before it began")
+            os.unlink(keylog)
+            raise EOFError
+        ss.settimeout(None)
+        cipher = ss.cipher()[0]
+        raw = socket.socket(fileno=os.dup(ss.fileno()))
+        secrets = {}
+        with open(keylog) as f:
+            for line in f:
+                w = line.split()
+                if len(w) == 3:
+                    secrets[w[0]] = bytes.fromhex(w[2])
+        os.unlink(keylog)
+        how = {}
+        for d, name, label in ((TLS_TX, "tx", "SERVER_TRAFFIC_SECRET_0"), (TLS_RX, "rx", "CLIENT_TRAFFIC_SECRET_0")):
+            if ktls_on(raw, d):
+                how[name] = "openssl"
+            elif cipher in KTLS_CIPHERS and label in secrets and (d == TLS_TX or ss.pending() == 0):
+                # Sequence 0 both ways: nothing was sent under the application keys yet (no
+                # tickets), and OpenSSL reads a record at a time (no read-ahead), so nothing the
+                # host sent after its Finished is in OpenSSL's buffers.
+                ktls_set(raw, cipher, d, secrets[label])
+                how[name] = "set here"
+            else:
+                how[name] = "none"
+        self.tls = (ss, cipher, seen[0] if seen else None)
+        self.s = raw  # close() closes both
+        if how["tx"] == "none":
+            self.t.say(f"tls: no kTLS TX for {cipher} on connection {self.index}")
+            raise EOFError
+        # Without kTLS RX OpenSSL decrypts what the host sends.
+        self.rx = raw if how["rx"] != "none" else ss
+        self.t.say(f"tls connection {self.index}: {cipher}, identity {self.tls[2]!r}, kTLS tx {how['tx']} rx {how['rx']}")
+
+    def close(self):
+        if self.tls:
+            self.s.close()
+            self.tls[0].close()
 
     def rsp(self, cid, status=0, result=0):
         return self.pdu(RSP, 0, struct.pack("<QHHHH", result, 0, self.qid or 0, cid, status))
@@ -223,13 +376,15 @@ class Conn:
     def recv_exact(self, n):
         b = bytearray()
         while len(b) < n:
-            x = self.s.recv(n - len(b))
+            x = self.rx.recv(n - len(b))
             if not x:
                 raise EOFError
             b += x
         return bytes(b)
 
     def run(self):
+        if getattr(self.a, "tls_psk", None) is not None:
+            self.start_tls()
         ic = self.recv_exact(128)
         if ic[0] != ICREQ:
             return
@@ -419,6 +574,21 @@ class Conn:
             out = self.r2t(cid ^ 0x5A5, 1, 0, len(data))
         elif case == "icresp-second":
             out = struct.pack("<BBBBI", ICRESP, 0, 128, 0, 128) + bytes(120)
+        elif case.startswith("tls-"):
+            kind, pos = case[4:].rsplit("-", 1)
+            ctype, payload, _ = TLS_KINDS[kind]
+            pdu = c2h(cid, 0, data, L)
+            out = pdu + rsp(cid)
+            hd = 4 if self.hd else 0
+            at = {"between": len(pdu), "header": 5, "payload": 8 + 16 + hd + len(data) // 2 + 1,
+                  "ddgst": len(pdu) - 2}[pos]
+            if pos == "ddgst" and not self.dd:
+                raise SystemExit(f"{case} needs a data digest")
+            self.send(out[:at])
+            self.send_record(ctype, payload)
+            self.t.say(f"{case}: cid {cid:#x}: record type {ctype} ({len(payload)} bytes) after {at} of {len(out)} bytes")
+            self.send(out[at:])
+            return
         elif case == "rsp-slow":
             self.send(c2h(cid, 0, data, L))
             r = rsp(cid)
@@ -509,6 +679,8 @@ def main():
     p.add_argument("--window", default="0:1048576",
                    help="START:END in MiB: only commands at byte offsets in it count toward --after "
                    "(keeps the kernel's partition scan at the start and end from firing a case)")
+    p.add_argument("--tls-psk", type=bytes.fromhex, help="TLS 1.3 on every connection with this PSK (hex)")
+    p.add_argument("--tls-identity", help="the only PSK identity accepted (default: any)")
     p.add_argument("--list", action="store_true")
     a = p.parse_args()
     a.window = tuple(int(x) << 20 for x in a.window.split(":"))
@@ -534,6 +706,7 @@ def main():
         except (OSError, EOFError):
             pass
         finally:
+            c.close()
             s.close()
 
     def listen(t, srv):
