@@ -197,9 +197,10 @@ kmemleak_begin() {
 	# No jiffies to compare: report what is there now, then forget it.
 	sleep 6; echo scan >$KL; echo scan >$KL; echo clear >$KL; _kl_since=0
 }
-# kmemleak_check LABEL: fails when an object allocated since kmemleak_begin
-# is unreferenced and one of its frames is in host nvme code ([rnvme_tcp],
-# [nvme_core], [nvme_fabrics]; the target's nvmet frames are not ours).
+# kmemleak_check LABEL [ERE]: fails when an object allocated since
+# kmemleak_begin is unreferenced and one of its frames is in host nvme code
+# ([rnvme_tcp], [nvme_core], [nvme_fabrics]; the target's nvmet frames are
+# not ours), or matches ERE instead when given (awk syntax, as below).
 # After an unload rnvme_tcp's own frames lose their names, but what it
 # allocated at connect still shows nvme-fabrics' nvmf_dev_write.
 kmemleak_check() {
@@ -208,7 +209,7 @@ kmemleak_check() {
 	echo scan >$KL; echo scan >$KL
 	report=$(awk -v since="$_kl_since" -f "$_lib_dir/kmemleak-since.awk" $KL)
 	total=$(grep -c '^unreferenced object' <<<"$report")
-	ours=$(awk -v re='\\[(rnvme_tcp|nvme_core|nvme_fabrics)\\]' \
+	ours=$(awk -v re="${2:-\\\\[(rnvme_tcp|nvme_core|nvme_fabrics)\\\\]}" \
 		'/^unreferenced object/ { if (rec ~ re) n++; rec = "" } { rec = rec "\n" $0 } END { if (rec ~ re) n++; print n + 0 }' \
 		<<<"$report")
 	log "kmemleak $1: $total unreferenced objects allocated since the test began, $ours from host nvme code"
