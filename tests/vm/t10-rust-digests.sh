@@ -21,15 +21,16 @@ for mode in none hdr data both; do
 	# Three jobs per mode cover every digest path: 4k writes in-capsule and
 	# reads in one C2HData, 64k and 1M writes through R2T/H2CData, both
 	# engines, QD 1 and 32 (t09 runs the whole size x engine x depth matrix).
-	n=0
+	n=0 jobs=()
 	for job in "4k libaio 32" "64k io_uring 1" "1M libaio 32"; do
 		read -r bs engine qd <<<"$job"
 		n=$((n + 1))
 		size=512k; [ "$bs" = 64k ] && size=1M; [ "$bs" = 1M ] && size=4M
-		run_fio --name="d-$mode-$bs-$engine-qd$qd" --filename="$dev" --offset=$(((n - 1) * 10))M --rw=randwrite \
-			--bs="$bs" --size="$size" --ioengine="$engine" --iodepth="$qd" --direct=1 --verify=crc32c --do_verify=1 \
-			--verify_fatal=1 || fail "fio $bs $engine QD$qd with digests '$mode' failed"
+		jobs+=(--name="d-$mode-$bs-$engine-qd$qd" --stonewall --filename="$dev" --offset=$(((n - 1) * 10))M --rw=randwrite
+			--bs="$bs" --size="$size" --ioengine="$engine" --iodepth="$qd" --direct=1 --verify=crc32c --do_verify=1
+			--verify_fatal=1)
 	done
+	run_fio "${jobs[@]}" || fail "fio with digests '$mode' failed (the job without err= 0 above)"
 	dmesg_since_mark | grep -q 'digest error' && fail "digest errors logged in mode '$mode'"
 	run nvme disconnect -n "$NQN" || fail "disconnect failed"
 	log "digests '$mode': $n fio verify jobs passed"

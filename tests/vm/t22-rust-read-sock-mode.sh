@@ -18,11 +18,13 @@ for digests in "" "--hdr-digest --data-digest"; do
 		fail "$ctrl was not created in read_sock mode"
 	assert_rust_ctrl "$ctrl" || fail "$ctrl is not served by rnvme_tcp"
 	dev=$(ns_dev_of "$ctrl") || fail "no namespace block device"
+	jobs=()
 	for bs in 4k 64k 1M; do
 		size=512k; [ "$bs" = 64k ] && size=2M; [ "$bs" = 1M ] && size=4M
-		run_fio --name="rs-$bs" --filename="$dev" --rw=randwrite --bs=$bs --size=$size --ioengine=libaio --iodepth=16 \
-			--direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1 || fail "fio $bs ($digests) failed"
+		jobs+=(--name="rs-$bs" --stonewall --filename="$dev" --rw=randwrite --bs=$bs --size=$size --ioengine=libaio
+			--iodepth=16 --direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1)
 	done
+	run_fio "${jobs[@]}" || fail "fio ($digests) failed (the job without err= 0 above)"
 	line=$(grep "^$ctrl qid 1 " /sys/kernel/debug/rnvme_tcp/queues) || fail "no counters for $ctrl qid 1"
 	log "$line"
 	done_cmds=$(counter "$line" work_completions)

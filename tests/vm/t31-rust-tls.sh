@@ -30,11 +30,13 @@ for digest in "" "--hdr-digest --data-digest"; do
 		fail "no TLS session line for $ctrl"
 	log "$ctrl tls_key $key ${digest:-(no digests)}"
 	dev=$(ns_dev_of "$ctrl") || fail "no namespace block device for $ctrl"
+	jobs=()
 	for bs in 4k 64k 1M; do
 		size=512k; [ "$bs" = 64k ] && size=2M; [ "$bs" = 1M ] && size=4M
-		run_fio --name="tls-$bs" --filename="$dev" --rw=randwrite --bs=$bs --size=$size --ioengine=libaio --iodepth=8 \
-			--direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1 || fail "fio $bs verify over TLS failed"
+		jobs+=(--name="tls-$bs" --stonewall --filename="$dev" --rw=randwrite --bs=$bs --size=$size --ioengine=libaio
+			--iodepth=8 --direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1)
 	done
+	run_fio "${jobs[@]}" || fail "fio verify over TLS failed (the job without err= 0 above)"
 	tx=$(tls_stat TlsTxSw) rx=$(tls_stat TlsRxSw)
 	log "kTLS sessions set up: TlsTxSw $tx0 -> $tx, TlsRxSw $rx0 -> $rx"
 	# Three queues (admin + 2 I/O), each with kTLS on the host and the target side.
@@ -65,11 +67,13 @@ run nvme connect -t tcp --tls -a "$TRADDR" -s "$TRSVCID" -n "$NQN" --nr-io-queue
 	fail "TLS connect with a poll queue failed"
 ctrl=$(ctrl_for_nqn) || fail "no controller for $NQN"
 dev=$(ns_dev_of "$ctrl") || fail "no namespace block device for $ctrl"
+jobs=()
 for bs in 4k 64k; do
 	size=512k; [ "$bs" = 64k ] && size=2M
-	run_fio --name="tls-poll-$bs" --filename="$dev" --rw=randwrite --bs=$bs --size=$size --ioengine=io_uring --hipri=1 \
-		--iodepth=8 --direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1 || fail "fio $bs hipri over TLS failed"
+	jobs+=(--name="tls-poll-$bs" --stonewall --filename="$dev" --rw=randwrite --bs=$bs --size=$size --ioengine=io_uring
+		--hipri=1 --iodepth=8 --direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1)
 done
+run_fio "${jobs[@]}" || fail "fio hipri over TLS failed (the job without err= 0 above)"
 grep "^$ctrl " /sys/kernel/debug/rnvme_tcp/queues | sed 's/^/# /'
 run nvme disconnect -n "$NQN" || fail "disconnect failed"
 no_ctrl_left || fail "disconnect left something"

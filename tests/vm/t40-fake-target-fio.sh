@@ -26,14 +26,15 @@ for recv in recvmsg read_sock; do
 		ctrl=$(ctrl_for_nqn) || fail "no controller for $NQN"
 		assert_rust_ctrl "$ctrl" || fail "$ctrl is not served by rnvme_tcp"
 		dev=$(ns_dev_of "$ctrl") || fail "no namespace block device"
-		n=0
+		n=0 jobs=()
 		for bs in 4k 64k; do
 			n=$((n + 1))
 			size=256k; [ "$bs" = 64k ] && size=1M
-			run_fio --name="fake-$recv-$bs" --filename="$dev" --offset=$(((n - 1) * 16))M --rw=randwrite --bs=$bs \
-				--size=$size --ioengine=libaio --iodepth=16 --direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1 ||
-				{ dmesg_since_mark | sed 's/^/#   /'; fail "$recv: fio $bs ($digests) failed"; }
+			jobs+=(--name="fake-$recv-$bs" --stonewall --filename="$dev" --offset=$(((n - 1) * 16))M --rw=randwrite
+				--bs=$bs --size=$size --ioengine=libaio --iodepth=16 --direct=1 --verify=crc32c --do_verify=1
+				--verify_fatal=1)
 		done
+		run_fio "${jobs[@]}" || { dmesg_since_mark | sed 's/^/#   /'; fail "$recv: fio ($digests) failed"; }
 		dmesg_since_mark | grep -E 'rnvme_tcp|nvme' | grep -vE 'rnvme-test|new ctrl|creating|mapped' | sed 's/^/#   /' | grep . &&
 			fail "$recv ($digests): unexpected kernel log lines"
 		run nvme disconnect -n "$NQN" || fail "disconnect failed"
