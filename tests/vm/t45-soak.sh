@@ -148,12 +148,12 @@ for phase in $PHASES; do
 		leaks_reset; leaks_armed=1
 		dmesg_mark
 		use_rust_driver || fail "cannot load rnvme_tcp"
-		hostnqn=$(cat /etc/nvme/hostnqn)
+		hostnqn=$(cat /etc/nvme/hostnqn) hostid=$(cat /etc/nvme/hostid 2>/dev/null)
 		for i in $(seq "$CONNECTS"); do
 			# Straight to /dev/nvme-fabrics (what nvme connect does, less
 			# nvme-cli's sysfs scans): the reply names the controller.
 			exec 3<>/dev/nvme-fabrics
-			echo "transport=tcp,traddr=$TRADDR,trsvcid=$TRSVCID,nqn=$NQN,hostnqn=$hostnqn" >&3 || fail "connect $i failed"
+			echo "transport=tcp,traddr=$TRADDR,trsvcid=$TRSVCID,nqn=$NQN,hostnqn=$hostnqn${hostid:+,hostid=$hostid}" >&3 || fail "connect $i failed"
 			read -r reply <&3; exec 3>&-
 			[[ $reply =~ instance=([0-9]+) ]] || fail "connect $i: no instance in the reply '$reply'"
 			ctrl=nvme${BASH_REMATCH[1]}
