@@ -15,10 +15,10 @@
 # It ends with one line of counts per phase ("soak: ...").
 # needs: kmemleak
 . "$(dirname "$0")/lib.sh"
-FLAPS=${SOAK_FLAPS:-2}
-CONNECTS=${SOAK_CONNECTS:-5}
-INSMODS=${SOAK_INSMODS:-3}
-RESETS=${SOAK_RESETS:-2}
+FLAPS=${SOAK_FLAPS:-1}
+CONNECTS=${SOAK_CONNECTS:-3}
+INSMODS=${SOAK_INSMODS:-2}
+RESETS=${SOAK_RESETS:-1}
 NETEM_SECS=${SOAK_NETEM_SECS:-2}
 PHASES=${SOAK_PHASES:-flap connect insmod reset netem}
 # 1 MiB regions: flaps at 1..190 MiB, resets at 201..390 MiB, netem at
@@ -171,7 +171,7 @@ for phase in $PHASES; do
 		n=$(count_since_mark "new ctrl: NQN \"$NQN\".*(rnvme_tcp,")
 		[ "$n" -eq "$CONNECTS" ] || fail "$n rnvme_tcp controllers created for $CONNECTS connects"
 		# One kmemleak window for this phase and the insmod phase after it.
-		if [[ " $PHASES " == *" connect "*" insmod "* ]]; then
+		if [[ " $PHASES " == *" connect "*"insmod "* ]]; then
 			phase_done "connect/disconnect $CONNECTS times, a 4k block verified each time (kmemleak: after insmod)"
 		else
 			leaks_check "$CONNECTS connect/disconnect"
@@ -267,7 +267,8 @@ for phase in $PHASES; do
 				[ $((delay_ms - base_ms)) -ge 400 ] || fail "netem delay: $moved"
 			fi
 			all1=$(for c in $CTRS; do tcpctr $c; done)
-			deltas=$(paste <(tr ' ' '\n' <<<"$CTRS") <(echo "$all0") <(echo "$all1") | awk '{ printf "%s%s +%d", (NR > 1 ? ", " : ""), $1, $3 - $2 }')
+			# (no process substitution: the guest has no /dev/fd)
+			deltas=$(echo $CTRS $all0 $all1 | awk '{ n = NF / 3; for (i = 1; i <= n; i++) printf "%s%s +%d", (i > 1 ? ", " : ""), $i, $(i + 2 * n) - $(i + n) }')
 			log "netem $mode: $stats; $moved; TCP $deltas"
 			done_modes+=("$mode")
 		done
