@@ -4,6 +4,8 @@
 #   make check    all tests: cargo test, module build, KTAP suite in the VM
 #   make module   build rnvme_tcp.ko (KDIR=<kernel build tree> to override)
 #   make bench    A/B: C nvme_tcp (read_sock) vs rnvme_tcp (recvmsg), ratios
+#   make soak     fault soak: port flaps, connects, insmods, resets, netem
+#                 (FLAPS= CONNECTS= INSMODS= RESETS= NETEM_SECS= PHASES=)
 
 SHELL := /bin/bash
 KERNEL_LLVM ?= -19
@@ -12,7 +14,7 @@ KDIR ?= $(shell bash -c '. scripts/lib.sh; kernel_dir')/build
 # (the set-up installs it); `make check` wants a build without warnings.
 CLIPPY ?= $(shell command -v clippy-driver >/dev/null 2>&1 && echo 1)
 
-.PHONY: all setup module check run bench test-host test-vm clean
+.PHONY: all setup module check run bench soak test-host test-vm clean
 
 all: module
 
@@ -37,6 +39,10 @@ run:
 
 bench:
 	bash scripts/bench.sh
+
+soak: module
+	FLAPS=$(FLAPS) CONNECTS=$(CONNECTS) INSMODS=$(INSMODS) RESETS=$(RESETS) NETEM_SECS=$(NETEM_SECS) \
+		PHASES="$(PHASES)" bash scripts/soak.sh
 
 clean:
 	-$(MAKE) -C "$(KDIR)" M="$(CURDIR)" LLVM=$(KERNEL_LLVM) clean 2>/dev/null

@@ -1,0 +1,282 @@
+#!/bin/bash
+# Faults, soaked. Five phases, each repeated SOAK_* times (make check runs
+# the small defaults below; `make soak` runs the long counts, see
+# scripts/soak.sh):
+#   flap     the target port is removed and re-added under a verified write
+#            job (SOAK_FLAPS); every write fio saw acknowledged reads back
+#            afterwards (fio --verify_only over every region written)
+#   connect  connect, one verified read/write, disconnect (SOAK_CONNECTS)
+#   insmod   insmod + rmmod of rnvme_tcp (SOAK_INSMODS); kmemleak then finds
+#            no unreferenced object from host nvme code or the module loader
+#   reset    nvme reset under a verified write job (SOAK_RESETS)
+#   netem    loss, delay, reordering, duplication on lo (tc netem), each for
+#            SOAK_NETEM_SECS seconds of fio randwrite with verify_backlog;
+#            each mode must show in the TCP counters it moves
+# It ends with one line of counts per phase ("soak: ...").
+# needs: kmemleak
+. "$(dirname "$0")/lib.sh"
+FLAPS=${SOAK_FLAPS:-1}
+CONNECTS=${SOAK_CONNECTS:-3}
+INSMODS=${SOAK_INSMODS:-2}
+RESETS=${SOAK_RESETS:-1}
+NETEM_SECS=${SOAK_NETEM_SECS:-2}
+PHASES=${SOAK_PHASES:-flap connect insmod reset netem}
+# 1 MiB regions: flaps at 1..190 MiB, resets at 201..390 MiB, netem at
+# 400..416 MiB of the 512 MiB disk.
+[ "$FLAPS" -le 190 ] && [ "$RESETS" -le 190 ] || fail "at most 190 flaps and 190 resets (one 1 MiB region each)"
+KL=/sys/kernel/debug/kmemleak
+[ -w $KL ] || fail "no $KL (the test kernel has CONFIG_DEBUG_KMEMLEAK)"
+log "counts: flaps=$FLAPS connects=$CONNECTS insmods=$INSMODS resets=$RESETS netem=${NETEM_SECS}s per mode; phases: $PHASES"
+target_up || fail "target set-up failed"
+on_exit unload_transports
+on_exit tc qdisc del dev lo root
+summary=()
+t0=$(date +%s)
+phase_done() { summary+=("soak: $1 ($(( $(date +%s) - pstart ))s)"); log "${summary[-1]}"; }
+
+# kmemleak, as in rust-no-leaks: forget what came before, and later count
+# unreferenced objects whose allocation went through host nvme code or the
+# module loader (after rmmod, rnvme_tcp's own frames lose their names, but
+# its allocations are reached from do_init_module or nvmf_dev_write).
+scan_twice() { echo scan >$KL; echo scan >$KL; }
+KL_RE='\\[(rnvme_tcp|nvme_core|nvme_fabrics)\\]|nvmf_dev_write|do_init_module|load_module|free_module|delete_module'
+leaks_reset() { sleep 6; scan_twice; echo clear >$KL; }
+leaks_check() {	# leaks_check WHAT
+	local report total ours
+	sleep 6
+	scan_twice
+	report=$(cat $KL)
+	total=$(grep -c '^unreferenced object' <<<"$report")
+	ours=$(awk -v re="$KL_RE" \
+		'/^unreferenced object/ { if (rec ~ re) n++; rec = "" } { rec = rec "\n" $0 } END { if (rec ~ re) n++; print n + 0 }' \
+		<<<"$report")
+	log "kmemleak after $1: $total unreferenced objects, $ours from host nvme code or the module loader"
+	[ "$total" -gt 0 ] && sed 's/^/#   /' <<<"$report" | head -n 60
+	[ "$ours" -eq 0 ] || fail "leak after $1: $ours objects"
+	return 0
+}
+
+port_down() { rm -f "$NVMET/ports/1/subsystems/$NQN" && rmdir "$NVMET/ports/1"; }
+port_up() {
+	mkdir "$NVMET/ports/1" || return 1
+	echo ipv4 >"$NVMET/ports/1/addr_adrfam"; echo tcp >"$NVMET/ports/1/addr_trtype"
+	echo "$TRADDR" >"$NVMET/ports/1/addr_traddr"; echo "$TRSVCID" >"$NVMET/ports/1/addr_trsvcid"
+	ln -s "$NVMET/subsystems/$NQN" "$NVMET/ports/1/subsystems/$NQN"
+}
+count_since_mark() { dmesg_since_mark | grep -c "$1"; }
+wait_count() {	# wait_count PATTERN N SECS: the pattern shows N times since the mark
+	local i
+	for i in $(seq $(( $3 * 5 ))); do [ "$(count_since_mark "$1")" -ge "$2" ] && return 0; sleep 0.2; done
+	return 1
+}
+# A region of the disk per write job: offset, size, seed; the same options
+# write it and later verify it.
+REG=1M
+region() {	# region NAME INDEX [fio options...]
+	local name=$1 i=$2; shift 2
+	echo --name="$name-$i" --filename="$dev" --offset=$((i * 1024 * 1024)) --size=$REG --rw=randwrite --bs=4k \
+		--ioengine=libaio --iodepth=16 --direct=1 --verify=crc32c --randseed=$((i + 1)) "$@"
+}
+# bg_write NAME INDEX: starts the region's write (rate-limited: it lasts
+# about 4 s) in the background; bg_wait waits for it and fails on an error.
+bg_write() {
+	# shellcheck disable=SC2046
+	fio --verify_state_save=0 $(region "$1" "$2" --do_verify=0 --rate=256k) >/tmp/soak-fio.txt 2>&1 &
+	fio_pid=$!
+	# Until its first write completed (field 5 of stat: writes done).
+	local w0; w0=$(awk '{ print $5 }' "/sys/block/${dev#/dev/}/stat")
+	for _ in $(seq 100); do [ "$(awk '{ print $5 }' "/sys/block/${dev#/dev/}/stat")" -gt "$w0" ] && break; sleep 0.1; done
+}
+bg_wait() {
+	local rc
+	wait "$fio_pid"; rc=$?
+	[ $rc -eq 0 ] && grep -q 'err= 0' /tmp/soak-fio.txt && return 0
+	sed 's/^/#   /' /tmp/soak-fio.txt
+	return 1
+}
+# verify_regions NAME FIRST LAST: one fio run, one job per region, each
+# replaying its region's writes and checking every block (--verify_only).
+verify_regions() {
+	local i args=() n
+	for i in $(seq "$2" "$3"); do
+		# shellcheck disable=SC2207
+		args+=($(region "$1" "$i" --verify_only --verify_fatal=1))
+	done
+	fio --verify_state_save=0 "${args[@]}" >/tmp/soak-verify.txt 2>&1 || { sed 's/^/#   /' /tmp/soak-verify.txt | tail -n 40; return 1; }
+	n=$(grep -c 'err= 0' /tmp/soak-verify.txt)
+	[ "$n" -eq $(($3 - $2 + 1)) ] || { sed 's/^/#   /' /tmp/soak-verify.txt | tail -n 40; log "$n of $(($3 - $2 + 1)) verify jobs passed"; return 1; }
+	grep -E 'READ:' /tmp/soak-verify.txt | sed 's/^ */#   /'
+}
+
+now() { echo $(( $(date +%s%N) / 1000000 )); }
+connect_soak() { rust_connect --reconnect-delay=1 --ctrl-loss-tmo=-1 "$@"; }
+
+for phase in $PHASES; do
+	pstart=$(date +%s)
+	case $phase in
+	flap)
+		dmesg_mark
+		ctrl=$(connect_soak) || fail "connect failed"
+		assert_rust_ctrl "$ctrl" || fail "$ctrl is not served by rnvme_tcp"
+		dev=$(ns_dev_of "$ctrl") || fail "no namespace block device"
+		for i in $(seq "$FLAPS"); do
+			ts=$(now)
+			bg_write flap "$i"
+			kill -0 "$fio_pid" 2>/dev/null || fail "flap $i: the write job ended before the port went away"
+			t1=$(now)
+			port_down || fail "flap $i: cannot remove the port"
+			t2=$(now)
+			nfail=$(count_since_mark "nvme $ctrl: Failed reconnect attempt")
+			wait_count "nvme $ctrl: Failed reconnect attempt" $((nfail + 1)) 30 || fail "flap $i: no failed reconnect while the port was down"
+			t3=$(now)
+			port_up || fail "flap $i: cannot re-add the port"
+			wait_count "nvme $ctrl: Successfully reconnected" "$i" 30 || fail "flap $i: no reconnect after the port came back"
+			t4=$(now)
+			bg_wait || fail "flap $i: the write job across the outage failed"
+			[ "$i" -le 3 ] || [ $((i % 10)) = 0 ] &&
+				log "flap $i: fio started in $((t1 - ts)) ms, port removed in $((t2 - t1)) ms, failed reconnect after $((t3 - t2)) ms, reconnected after $((t4 - t3)) ms, fio done after $(( $(now) - t4 )) ms"
+		done
+		assert_rust_ctrl "$ctrl" || fail "$ctrl is not served by rnvme_tcp after the flaps"
+		verify_regions flap 1 "$FLAPS" || fail "data acknowledged across a port flap does not read back"
+		n=$(count_since_mark "nvme $ctrl: Successfully reconnected")
+		[ "$n" -eq "$FLAPS" ] || fail "$n reconnects for $FLAPS port flaps"
+		run nvme disconnect -n "$NQN" || fail "disconnect failed"
+		phase_done "port removed and re-added $FLAPS times under fio, $n reconnects, ${FLAPS}x$REG written and verified"
+		;;
+	connect)
+		unload_transports || fail "cannot unload the transports"
+		leaks_reset; leaks_armed=1
+		dmesg_mark
+		use_rust_driver || fail "cannot load rnvme_tcp"
+		hostnqn=$(cat /etc/nvme/hostnqn) hostid=$(cat /etc/nvme/hostid 2>/dev/null)
+		for i in $(seq "$CONNECTS"); do
+			# Straight to /dev/nvme-fabrics (what nvme connect does, less
+			# nvme-cli's sysfs scans): the reply names the controller.
+			exec 3<>/dev/nvme-fabrics
+			echo "transport=tcp,traddr=$TRADDR,trsvcid=$TRSVCID,nqn=$NQN,hostnqn=$hostnqn${hostid:+,hostid=$hostid}" >&3 || fail "connect $i failed"
+			read -r reply <&3; exec 3>&-
+			[[ $reply =~ instance=([0-9]+) ]] || fail "connect $i: no instance in the reply '$reply'"
+			ctrl=nvme${BASH_REMATCH[1]}
+			grep -q "^$ctrl qid 0 " /sys/kernel/debug/rnvme_tcp/queues || fail "connect $i: $ctrl is not in rnvme_tcp's debugfs"
+			dev=$(ns_dev_of "$ctrl") || fail "connect $i: no namespace block device"
+			# One block written and read back with a pattern of this round.
+			pat=$(printf '%08x' $((i * 2654435761 % 4294967296)))
+			yes "$pat" | head -c 4096 >/tmp/blk
+			dd if=/tmp/blk of="$dev" bs=4k seek=$((200 + i % 64)) count=1 oflag=direct status=none || fail "connect $i: write failed"
+			dd if="$dev" of=/tmp/blk.back bs=4k skip=$((200 + i % 64)) count=1 iflag=direct status=none || fail "connect $i: read failed"
+			cmp -s /tmp/blk /tmp/blk.back || fail "connect $i: the block read back differs"
+			echo 1 >/sys/class/nvme/"$ctrl"/delete_controller || fail "disconnect $i failed"
+			ctrl_for_nqn >/dev/null && fail "disconnect $i: a controller for $NQN remains"
+		done
+		n=$(count_since_mark "new ctrl: NQN \"$NQN\".*(rnvme_tcp,")
+		[ "$n" -eq "$CONNECTS" ] || fail "$n rnvme_tcp controllers created for $CONNECTS connects"
+		# One kmemleak window for this phase and the insmod phase after it.
+		if [[ " $PHASES " == *" connect "*"insmod "* ]]; then
+			phase_done "connect/disconnect $CONNECTS times, a 4k block verified each time (kmemleak: after insmod)"
+		else
+			leaks_check "$CONNECTS connect/disconnect"
+			phase_done "connect/disconnect $CONNECTS times, a 4k block verified each time, kmemleak clean"
+		fi
+		;;
+	insmod)
+		unload_transports || fail "cannot unload the transports"
+		modprobe nvme_fabrics || fail "cannot load nvme_fabrics"
+		ko=$(modinfo -n rnvme_tcp) || fail "no rnvme_tcp.ko"
+		[ "${leaks_armed:-0}" = 1 ] || leaks_reset
+		for i in $(seq "$INSMODS"); do
+			insmod "$ko" || fail "insmod $i failed"
+			[ -e /sys/kernel/debug/rnvme_tcp/queues ] || fail "insmod $i: no rnvme_tcp debugfs"
+			rmmod rnvme_tcp || fail "rmmod $i failed"
+			mod_loaded rnvme_tcp && fail "rmmod $i: rnvme_tcp still loaded"
+		done
+		leaks_check "$([ "${leaks_armed:-0}" = 1 ] && echo "$CONNECTS connect/disconnect and ")$INSMODS insmod/rmmod"
+		leaks_armed=0
+		phase_done "insmod/rmmod $INSMODS times, kmemleak clean"
+		;;
+	reset)
+		dmesg_mark
+		ctrl=$(connect_soak) || fail "connect failed"
+		assert_rust_ctrl "$ctrl" || fail "$ctrl is not served by rnvme_tcp"
+		dev=$(ns_dev_of "$ctrl") || fail "no namespace block device"
+		for i in $(seq "$RESETS"); do
+			ts=$(now)
+			bg_write reset "$((200 + i))"
+			kill -0 "$fio_pid" 2>/dev/null || fail "reset $i: the write job ended before the reset"
+			t1=$(now)
+			nvme reset "/dev/$ctrl" >/dev/null 2>&1 || fail "reset $i: nvme reset failed"
+			wait_count "nvme $ctrl: Successfully reconnected" "$i" 30 || fail "reset $i: no reconnect after the reset"
+			t2=$(now)
+			bg_wait || fail "reset $i: the write job across the reset failed"
+			[ "$i" -le 3 ] || [ $((i % 10)) = 0 ] &&
+				log "reset $i: fio started in $((t1 - ts)) ms, reconnected after $((t2 - t1)) ms, fio done after $(( $(now) - t2 )) ms"
+		done
+		verify_regions reset 201 $((200 + RESETS)) || fail "data acknowledged across a reset does not read back"
+		n=$(count_since_mark "nvme $ctrl: Successfully reconnected")
+		[ "$n" -eq "$RESETS" ] || fail "$n reconnects for $RESETS resets"
+		assert_rust_ctrl "$ctrl" || fail "$ctrl is not served by rnvme_tcp after the resets"
+		run nvme disconnect -n "$NQN" || fail "disconnect failed"
+		phase_done "nvme reset $RESETS times under fio, $n reconnects, ${RESETS}x$REG written and verified"
+		;;
+	netem)
+		ctrl=$(connect_soak) || fail "connect failed"
+		assert_rust_ctrl "$ctrl" || fail "$ctrl is not served by rnvme_tcp"
+		dev=$(ns_dev_of "$ctrl") || fail "no namespace block device"
+		# TCP counters (nstat-style, from /proc/net/{snmp,netstat}).
+		tcpctr() { awk -v k="$1" '$1 ~ /^(Tcp|TcpExt):$/ { if (!h[$1]) { for (i = 2; i <= NF; i++) n[$1, i] = $i; h[$1] = 1 } else for (i = 2; i <= NF; i++) if (n[$1, i] == k) v = $i } END { print v + 0 }' /proc/net/snmp /proc/net/netstat; }
+		# 20 4k reads at queue depth 1, in milliseconds.
+		qd1_ms() {
+			local s e
+			s=$(date +%s%N)
+			dd if="$dev" of=/dev/null bs=4k count=20 iflag=direct status=none || return 1
+			e=$(date +%s%N)
+			echo $(( (e - s) / 1000000 ))
+		}
+		CTRS="RetransSegs TCPOFOQueue TCPDSACKOldSent TCPDSACKRecv TCPSACKReorder"
+		done_modes=()
+		for mode in loss delay reorder duplicate; do
+			case $mode in
+			loss) args="loss 2%"; ctr=RetransSegs ;;
+			delay) args="delay 20ms 5ms"; ctr="" ;;
+			reorder) args="delay 10ms reorder 25% 50%"; ctr=TCPOFOQueue ;;
+			duplicate) args="duplicate 5%"; ctr=TCPDSACKOldSent ;;
+			esac
+			before=0; [ -n "$ctr" ] && before=$(tcpctr "$ctr")
+			all0=$(for c in $CTRS; do tcpctr $c; done)
+			[ $mode = delay ] && base_ms=$(qd1_ms)
+			tc qdisc add dev lo root netem $args || fail "tc qdisc add dev lo root netem $args failed"
+			log "netem $mode: $(tc qdisc show dev lo)"
+			out=$(fio --verify_state_save=0 --name="netem-$mode" --filename="$dev" --offset=400M --size=16M --rw=randwrite --bs=4k \
+				--ioengine=libaio --iodepth=16 --direct=1 --verify=crc32c --verify_backlog=64 --verify_fatal=1 \
+				--time_based --runtime="$NETEM_SECS" --randseed=77 2>&1); rc=$?
+			[ $mode = delay ] && delay_ms=$(qd1_ms)
+			stats=$(tc -s qdisc show dev lo | grep -o 'Sent.*' | head -n1)
+			tc qdisc del dev lo root || fail "cannot remove netem"
+			grep -E 'err=|READ:|WRITE:|verify|lat \(msec\): min|clat \(usec\): min|fio:' <<<"$out" | sed 's/^ */#   /'
+			[ $rc -eq 0 ] && grep -q 'err= 0' <<<"$out" || { sed 's/^/#   /' <<<"$out" | tail -n 30; fail "fio under netem $mode failed"; }
+			# verify_backlog read back what was written: a READ line with io > 0.
+			grep -qE 'READ: .*io=[1-9]' <<<"$out" || fail "netem $mode: fio read nothing back to verify"
+			moved=""
+			if [ -n "$ctr" ]; then
+				after=$(tcpctr "$ctr")
+				moved="$ctr +$((after - before))"
+				[ $((after - before)) -gt 0 ] || fail "netem $mode: $ctr did not move ($stats)"
+			else
+				# A command's round trip crosses lo's qdisc twice (>= 15 ms
+				# each way): 20 reads at QD1 take at least 20 x 20 ms longer.
+				moved="20 reads at QD1: ${base_ms} ms without, ${delay_ms} ms with netem"
+				[ $((delay_ms - base_ms)) -ge 400 ] || fail "netem delay: $moved"
+			fi
+			all1=$(for c in $CTRS; do tcpctr $c; done)
+			# (no process substitution: the guest has no /dev/fd)
+			deltas=$(echo $CTRS $all0 $all1 | awk '{ n = NF / 3; for (i = 1; i <= n; i++) printf "%s%s +%d", (i > 1 ? ", " : ""), $i, $(i + 2 * n) - $(i + n) }')
+			log "netem $mode: $stats; $moved; TCP $deltas"
+			done_modes+=("$mode")
+		done
+		run nvme disconnect -n "$NQN" || fail "disconnect failed"
+		phase_done "netem ${done_modes[*]}: ${NETEM_SECS}s of fio verify each"
+		;;
+	*) fail "unknown phase $phase" ;;
+	esac
+done
+for s in "${summary[@]}"; do log "$s"; done
+log "soak: all phases passed in $(( $(date +%s) - t0 ))s"
