@@ -4,6 +4,7 @@
 #   make check    all tests: cargo test, module build, KTAP suite in the VM
 #   make module   build rnvme_tcp.ko (KDIR=<kernel build tree> to override)
 #   make bench    A/B: C nvme_tcp (read_sock) vs rnvme_tcp (recvmsg), ratios
+#   make fuzz     the VM fuzz test for DURATION s (default 600); SEED=, CASE= replay
 
 SHELL := /bin/bash
 KERNEL_LLVM ?= -19
@@ -12,7 +13,7 @@ KDIR ?= $(shell bash -c '. scripts/lib.sh; kernel_dir')/build
 # (the set-up installs it); `make check` wants a build without warnings.
 CLIPPY ?= $(shell command -v clippy-driver >/dev/null 2>&1 && echo 1)
 
-.PHONY: all setup module check run bench test-host test-vm clean
+.PHONY: all setup module check run bench fuzz test-host test-vm clean
 
 all: module
 
@@ -37,6 +38,9 @@ run:
 
 bench:
 	bash scripts/bench.sh
+
+fuzz: module
+	DURATION=$(DURATION) SEED=$(SEED) CASE=$(CASE) bash scripts/fuzz.sh
 
 clean:
 	-$(MAKE) -C "$(KDIR)" M="$(CURDIR)" LLVM=$(KERNEL_LLVM) clean 2>/dev/null
