@@ -115,7 +115,7 @@ class Case:
         rng = random.Random(f"case:{seed}")
         self.benign = rng.random() < 0.125
         self.kinds = BENIGN if self.benign else KINDS
-        self.rate = rng.choice((0.003, 0.01, 0.02, 0.05, 0.1))
+        self.rate = rng.choice((0.01, 0.03, 0.05, 0.1, 0.2))
         # Changes a connection may make: the first connections of the case
         # (admin and I/O queues) get `budget`, the reconnects fewer.
         self.budget = rng.choice((1, 1, 2, 2, 3, 5))
@@ -173,7 +173,7 @@ class FuzzConn(nf.Conn):
             else:
                 self.left = 0
             # Nothing changes before this many PDUs of the connection went out.
-            self.skip = self.rng.choice((0, 1, 2, 4, 8, 16, 32, 64))
+            self.skip = self.rng.choice((0, 1, 2, 4, 8, 16))
         else:
             self.left = 0
         self.npdu = 0

@@ -31,12 +31,16 @@ case_seed() {
 	echo $(( z ^ (z >> 16) ))
 }
 
+# Builtins only (under TCG each process costs tens of milliseconds; a case polls this).
 fuzz_ctrls() {
-	local c
+	local c q
 	for c in /sys/class/nvme/nvme*; do
-		[ -e "$c/subsysnqn" ] && [ "$(cat "$c/subsysnqn" 2>/dev/null)" = "$FNQN" ] && basename "$c"
+		[ -e "$c/subsysnqn" ] && read -r q <"$c/subsysnqn" 2>/dev/null && [ "$q" = "$FNQN" ] && echo "${c##*/}"
 	done
 }
+# Microseconds since the epoch, and seconds since $1 (microseconds) with one decimal.
+now_us() { local t=${EPOCHREALTIME/./}; echo "${t#0}"; }
+secs_since() { local d=$(( $(now_us) - $1 )); printf '%d.%d' $((d / 1000000)) $((d / 100000 % 10)); }
 fuzz_delete_all() { local c; for c in $(fuzz_ctrls); do echo 1 >"/sys/class/nvme/$c/delete_controller"; done; }
 
 modprobe nvme_core || fail "no nvme_core"
@@ -49,7 +53,7 @@ echo 5 >$P/io_timeout
 echo 5 >$P/admin_timeout
 stdbuf -oL dmesg -w >"$klog" 2>&1 &
 on_exit "kill $!"
-: >"$ctl"
+: >"$ctl"; : >"$flog"
 python3 "$(dirname "$0")/fuzz_target.py" "$FPORT" --ctl "$ctl" --nqn "$FNQN" --size-mb 16 >"$flog" 2>&1 &
 on_exit "kill $!"
 for _ in $(seq 600); do grep -q listening "$flog" && break; sleep 0.1; done
@@ -126,7 +130,7 @@ io_run() {
 }
 
 ncases=0 nconn=0 ndiffer=0 nverified=0 nchanges=0 nbenign=0
-t0=$(date +%s.%N)
+t0=$(now_us)
 log "fuzz: run seed $run_seed, ${only:+case $only only, }${duration} s, io_timeout 5 s, admin_timeout 5 s"
 n=${only:-0}
 while :; do
@@ -150,17 +154,17 @@ while :; do
 	echo "$s" >"$ctl"
 	koff=$(stat -c %s "$klog")
 	echo "rnvme-fuzz-case $n seed $s" >/dev/kmsg
-	c0=$(date +%s.%N)
+	c0=$(now_us)
 	what="$want, $opts"
 	line=$(connect "transport=tcp,traddr=$TRADDR,trsvcid=$FPORT,nqn=$FNQN,reconnect_delay=1,ctrl_loss_tmo=2,keep_alive_tmo=5,$opts")
 	crc=$?
-	what+=" (connect $(awk -v a="$c0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s)"
+	what+=" (connect $(secs_since "$c0") s)"
 	[ $crc = 124 ] || [ $crc = 137 ] && case_fail "$n" "$s" "the connect hung (killed after 60 s)"
 	io_pid= iores=
 	rm -f /tmp/fuzz-io.txt
 	if [[ $line == instance=* ]]; then
 		nconn=$((nconn + 1))
-		ctrl=nvme$(sed 's/^instance=\([0-9]*\),.*/\1/' <<<"$line")
+		ctrl=${line#instance=}; ctrl=nvme${ctrl%%,*}
 		dev=
 		for _ in $(seq 30); do
 			for d in /sys/class/nvme/"$ctrl"/"$ctrl"n*; do [ -b "/dev/${d##*/}" ] && dev=/dev/${d##*/} && break 2; done
@@ -207,12 +211,12 @@ while :; do
 		[ -z "$err" ] || case_fail "$n" "$s" "benign case ($what): $err"
 	fi
 	ncases=$((ncases + 1))
-	log "case $n seed $s: $what; $changes changes$(grep -q "^case $s: benign" "$flog" && echo ' (benign)'), $(awk -v a="$c0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
+	log "case $n seed $s: $what; $changes changes$(grep -q "^case $s: benign" "$flog" && echo ' (benign)'), $(secs_since "$c0") s"
 	[ -n "$only" ] && break
 	n=$((n + 1))
-	awk -v a="$t0" -v b="$(date +%s.%N)" -v d="$duration" 'BEGIN { exit !(b - a < d) }' || break
+	[ $(( $(now_us) - t0 )) -lt $(( duration * 1000000 )) ] || break
 done
-secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+secs=$(secs_since "$t0")
 log "fuzz: $ncases cases in $secs s ($(awk -v n=$ncases -v s="$secs" 'BEGIN { printf "%.2f", n / s }') cases/s), seed $run_seed"
 log "fuzz: $nconn connects, $nverified with the data read back, $ndiffer with data that differs (hostile cases), $nchanges PDUs changed, $nbenign benign cases"
 grep -v '^case \|^listening$\|^connect qid' "$flog" | head -n 20 | sed 's/^/# target (stderr): /'
