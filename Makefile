@@ -6,6 +6,7 @@
 #   make bench    A/B: C nvme_tcp (read_sock) vs rnvme_tcp (recvmsg), ratios
 #   make soak     fault soak: port flaps, connects, insmods, resets, netem
 #                 (FLAPS= CONNECTS= INSMODS= RESETS= NETEM_SECS= PHASES=)
+#   make fuzz     the VM fuzz test for DURATION s (default 600); SEED=, CASE= replay
 
 SHELL := /bin/bash
 KERNEL_LLVM ?= -19
@@ -14,7 +15,7 @@ KDIR ?= $(shell bash -c '. scripts/lib.sh; kernel_dir')/build
 # (the set-up installs it); `make check` wants a build without warnings.
 CLIPPY ?= $(shell command -v clippy-driver >/dev/null 2>&1 && echo 1)
 
-.PHONY: all setup module check run bench soak test-host test-vm clean
+.PHONY: all setup module check run bench soak fuzz test-host test-vm clean
 
 all: module
 
@@ -43,6 +44,9 @@ bench:
 soak: module
 	FLAPS=$(FLAPS) CONNECTS=$(CONNECTS) INSMODS=$(INSMODS) RESETS=$(RESETS) NETEM_SECS=$(NETEM_SECS) \
 		PHASES="$(PHASES)" bash scripts/soak.sh
+
+fuzz: module
+	DURATION=$(DURATION) SEED=$(SEED) CASE=$(CASE) bash scripts/fuzz.sh
 
 clean:
 	-$(MAKE) -C "$(KDIR)" M="$(CURDIR)" LLVM=$(KERNEL_LLVM) clean 2>/dev/null
