@@ -24,8 +24,6 @@ PHASES=${SOAK_PHASES:-flap connect insmod reset netem}
 # 1 MiB regions: flaps at 1..190 MiB, resets at 201..390 MiB, netem at
 # 400..416 MiB of the 512 MiB disk.
 [ "$FLAPS" -le 190 ] && [ "$RESETS" -le 190 ] || fail "at most 190 flaps and 190 resets (one 1 MiB region each)"
-KL=/sys/kernel/debug/kmemleak
-[ -w $KL ] || fail "no $KL (the test kernel has CONFIG_DEBUG_KMEMLEAK)"
 log "counts: flaps=$FLAPS connects=$CONNECTS insmods=$INSMODS resets=$RESETS netem=${NETEM_SECS}s per mode; phases: $PHASES"
 target_up || fail "target set-up failed"
 on_exit unload_transports
@@ -34,27 +32,13 @@ summary=()
 t0=$(date +%s)
 phase_done() { summary+=("soak: $1 ($(( $(date +%s) - pstart ))s)"); log "${summary[-1]}"; }
 
-# kmemleak, as in rust-no-leaks: forget what came before, and later count
-# unreferenced objects whose allocation went through host nvme code or the
-# module loader (after rmmod, rnvme_tcp's own frames lose their names, but
-# its allocations are reached from do_init_module or nvmf_dev_write).
-scan_twice() { echo scan >$KL; echo scan >$KL; }
+# kmemleak (lib.sh: objects allocated since kmemleak_begin), counting as
+# ours the frames of host nvme code and of the module loader (after rmmod,
+# rnvme_tcp's own frames lose their names, but its allocations are reached
+# from do_init_module or nvmf_dev_write).
 KL_RE='\\[(rnvme_tcp|nvme_core|nvme_fabrics)\\]|nvmf_dev_write|do_init_module|load_module|free_module|delete_module'
-leaks_reset() { sleep 6; scan_twice; echo clear >$KL; }
-leaks_check() {	# leaks_check WHAT
-	local report total ours
-	sleep 6
-	scan_twice
-	report=$(cat $KL)
-	total=$(grep -c '^unreferenced object' <<<"$report")
-	ours=$(awk -v re="$KL_RE" \
-		'/^unreferenced object/ { if (rec ~ re) n++; rec = "" } { rec = rec "\n" $0 } END { if (rec ~ re) n++; print n + 0 }' \
-		<<<"$report")
-	log "kmemleak after $1: $total unreferenced objects, $ours from host nvme code or the module loader"
-	[ "$total" -gt 0 ] && sed 's/^/#   /' <<<"$report" | head -n 60
-	[ "$ours" -eq 0 ] || fail "leak after $1: $ours objects"
-	return 0
-}
+leaks_reset() { kmemleak_begin || fail "kmemleak is not available"; }
+leaks_check() { kmemleak_check "after $1" "$KL_RE" || fail "leak after $1"; }
 
 port_down() { rm -f "$NVMET/ports/1/subsystems/$NQN" && rmdir "$NVMET/ports/1"; }
 port_up() {
