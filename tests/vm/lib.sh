@@ -216,3 +216,18 @@ kmemleak_check() {
 	[ "$total" -gt 0 ] && sed 's/^/#   /' <<<"$report" | head -n 60
 	[ "$ours" -eq 0 ] || { log "FAIL: leak found $1: $ours objects"; return 1; }
 }
+
+# start_fake_targets BASE MODE...: one tests/vm/fake_target.py process (a
+# Python start costs seconds in the guest) serving the i-th MODE on port
+# BASE+i, stopped when the test ends; fills the caller's associative array
+# port_of[MODE].
+start_fake_targets() {
+	local base=$1 i; shift
+	local modes=("$@")
+	for i in "${!modes[@]}"; do port_of[${modes[i]}]=$((base + i)); done
+	python3 "$_lib_dir/fake_target.py" "$base" "${modes[@]}" >/tmp/fake-target.log 2>&1 &
+	on_exit kill $!
+	for i in $(seq 300); do grep -q listening /tmp/fake-target.log && return 0; sleep 0.1; done
+	sed 's/^/# fake: /' /tmp/fake-target.log
+	return 1
+}

@@ -11,14 +11,8 @@ declare -A expect=(
 	[identify-short]='queue 0: cid 0x[0-9a-f]* short data-in: got 512 of 4096'
 )
 modes=(rsp-dup-cid identify-short)
-# One fake target process serves every case, case i on port base+i.
 declare -A port_of=()
-for i in "${!modes[@]}"; do port_of[${modes[i]}]=$((port + i)); done
-python3 "$(dirname "$0")/fake_target.py" "$port" "${modes[@]}" >/tmp/fake-target.log 2>&1 &
-fake=$!
-on_exit kill $fake
-for i in $(seq 300); do grep -q listening /tmp/fake-target.log && break; sleep 0.1; done
-grep -q listening /tmp/fake-target.log || { cat /tmp/fake-target.log; fail "the fake target did not start"; }
+start_fake_targets "$port" "${modes[@]}" || fail "the fake target did not start"
 for recv in recvmsg read_sock; do
 	unload_transports || fail "cannot unload the transports"
 	if [ $recv = read_sock ]; then modprobe rnvme_tcp read_sock=1; else modprobe rnvme_tcp; fi || fail "could not load rnvme_tcp"
