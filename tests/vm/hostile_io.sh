@@ -63,6 +63,8 @@ HOSTILE_CASES=(
 	"icresp-cpda;admin;;refused;rnvme_tcp: queue Q: icresp: unsupported cpda 1;"
 	"icresp-hdgst-flip;io;;refused;rnvme_tcp: queue Q: icresp: digests requested 0x0, returned 0x1;"
 	"icresp-ddgst-flip;io;hdr_digest,data_digest;refused;rnvme_tcp: queue Q: icresp: digests requested 0x3, returned 0x1;"
+	"r2t-gap;3;;line;queue Q: request 0x[0-9a-f]*: r2t offset 512 length [0-9]*, 0 of [0-9]* sent;"
+	"rsp-after-partial-r2t;3;;verify;queue Q: success for command id 0x[0-9a-f]* before all its data was asked for: status 0x;rsp-after-partial-r2t: cid 0x[0-9a-f]*: success after [0-9]* of [0-9]* bytes"
 )
 HOSTILE_PORT=${HOSTILE_PORT:-4600}
 # Case i's fio job writes 512 KiB at $WIN_MB MiB + i/2 MiB; the fake counts

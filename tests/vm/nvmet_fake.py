@@ -105,6 +105,8 @@ CASES = {
     "r2t-unsolicited": "in-capsule write: an R2T for it instead of the Response",
     "r2t-over-maxh2cdata": "write: one R2T for the whole 64k while maxh2cdata is 16k (allowed: the host splits)",
     "rsp-before-h2c": "write: the R2T and at once the success Response, before the H2CData (stored when it comes)",
+    "r2t-gap": "write: the first R2T starts one block past offset 0 (a gap before it)",
+    "rsp-after-partial-r2t": "write: an R2T for half the data, then a success Response once that half arrived",
     # ICResp cases, at the connect of queue --qid.
     "icresp-cpda": "icresp: cpda 1 (the host asked none: hpda 0, and supports cpda 0 only)",
     "icresp-hdgst-flip": "icresp: the header digest bit flipped from what the host asked",
@@ -133,7 +135,7 @@ TLS_POSITIONS = {
 for _k, (_t, _p, _what) in TLS_KINDS.items():
     for _pos, _where in TLS_POSITIONS.items():
         CASES[f"tls-{_k}-{_pos}"] = f"read (TLS): {_what} {_where}"
-R2T_CASES = {"r2t-beyond", "r2t-dup", "r2t-over-maxh2cdata", "rsp-before-h2c"}
+R2T_CASES = {"r2t-beyond", "r2t-dup", "r2t-over-maxh2cdata", "rsp-before-h2c", "r2t-gap", "rsp-after-partial-r2t"}
 INLINE_CASES = {"r2t-unsolicited"}
 ICRESP_CASES = {"icresp-cpda", "icresp-hdgst-flip", "icresp-ddgst-flip"}
 # ICResp maxh2cdata a case needs (else --maxh2cdata).
@@ -633,6 +635,12 @@ class Conn:
                 return self.send(self.r2t(cid, tt, 0, first) + self.r2t(cid, tt, 0, first))
             if case == "rsp-before-h2c":
                 return self.send(self.r2t(cid, tt, 0, first) + self.rsp(cid))
+            if case == "r2t-gap":
+                return self.send(self.r2t(cid, tt, LBA, first - LBA))
+            if case == "rsp-after-partial-r2t":
+                half = max(LBA, nbytes // 2 // LBA * LBA)
+                self.writes[tt][4] = half
+                return self.send(self.r2t(cid, tt, 0, half))
         self.send(self.r2t(cid, tt, 0, first))
 
     def h2c(self, whole, flags, data):
@@ -652,6 +660,11 @@ class Conn:
         # This R2T's data is in: ask for the next piece, or complete.
         nxt = w[3] + w[4]
         total = len(w[2])
+        if w[7] == "rsp-after-partial-r2t" and nxt < total:
+            # Success although the rest was never asked for: nothing stored.
+            del self.writes[tt]
+            self.t.say(f"rsp-after-partial-r2t: cid {cid:#x}: success after {nxt} of {total} bytes")
+            return self.send(self.rsp(cid))
         if nxt < total:
             w[3], w[4], w[5] = nxt, min(w[4], total - nxt), 0
             return self.send(self.r2t(cid, tt, w[3], w[4]))
