@@ -3,7 +3,7 @@
 # VM with kmemleak on. make check runs the same test with small defaults.
 #
 #   make soak [FLAPS=50] [CONNECTS=200] [INSMODS=100] [RESETS=50]
-#             [NETEM_SECS=30] [PHASES="flap connect insmod reset netem"]
+#             [NETEM_SECS=30] [PHASES="connect insmod flap reset netem"]
 #
 # Prints the test's diagnostics, one "soak: ..." line per phase with the
 # counts it did and how long it took, and the verdict. Logs: build/soak/
@@ -16,7 +16,7 @@ out=$RNVME_ROOT/build/soak
 rm -rf "$out"
 mkdir -p "$out"
 flaps=${FLAPS:-50} connects=${CONNECTS:-200} insmods=${INSMODS:-100} resets=${RESETS:-50}
-netem_secs=${NETEM_SECS:-30} phases=${PHASES:-flap connect insmod reset netem}
+netem_secs=${NETEM_SECS:-30} phases=${PHASES:-connect insmod flap reset netem}
 for v in "$flaps" "$connects" "$insmods" "$resets" "$netem_secs"; do
 	[[ $v =~ ^[0-9]+$ ]] || die "counts are whole numbers (got '$v')"
 done
