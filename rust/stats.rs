@@ -28,6 +28,9 @@ pub(crate) struct QueueStats {
     pub(crate) data_digest: AtomicU64,
     /// TLS NewSessionTickets the record-type policy consumed.
     pub(crate) tls_tickets: AtomicU64,
+    /// TLS records that `read_sock()` refused (not data) and io_work
+    /// handed to the recvmsg receive (`read_sock=1`).
+    pub(crate) tls_handoffs: AtomicU64,
     /// io_work runs that found a poller receiving and left it the socket.
     pub(crate) work_recv_deferred: AtomicU64,
     /// io_work runs a poller queued when it let go of the receive side
@@ -52,7 +55,7 @@ impl fmt::Display for QueueStats {
         write!(
             f,
             "hdgst={} ddgst={} work_passes={} work_completions={} polls={} poll_completions={} \
-             recvmsg_calls={} read_sock_calls={} tls_tickets={} work_recv_deferred={} poll_kicks={}",
+             recvmsg_calls={} read_sock_calls={} tls_tickets={} tls_handoffs={} work_recv_deferred={} poll_kicks={}",
             self.hdr_digest.load(Ordering::Relaxed),
             self.data_digest.load(Ordering::Relaxed),
             self.work_passes.load(Ordering::Relaxed),
@@ -62,6 +65,7 @@ impl fmt::Display for QueueStats {
             self.recvmsg_calls.load(Ordering::Relaxed),
             self.read_sock_calls.load(Ordering::Relaxed),
             self.tls_tickets.load(Ordering::Relaxed),
+            self.tls_handoffs.load(Ordering::Relaxed),
             self.work_recv_deferred.load(Ordering::Relaxed),
             self.poll_kicks.load(Ordering::Relaxed),
         )

@@ -5,32 +5,21 @@
 //! net/handshake upcall, socket file) are in `sys::handshake`; what a TLS
 //! record means once the queue runs is `proto::tls`.
 //!
-//! Receiving on a TLS queue: io_work always uses `sock_recvmsg()` with a
-//! control buffer, so every record's type is seen. `read_sock=1` is refused
-//! with `tls` at connect (`tls_sw_read_sock()` refuses non-data records
-//! with `-EINVAL`), and a poll queue's poller hands TLS queues to io_work
-//! (`tls_sw_read_sock()` takes the reader lock, which may sleep: pollers
-//! must not).
+//! Receiving on a TLS queue (`Documentation/tls.md`): every record's type
+//! is seen and goes through one policy (`proto::tls::policy`). io_work
+//! pulls with `sock_recvmsg()` and a control buffer; with `read_sock=1` it
+//! pushes with `read_sock()`, and a record that `tls_sw_read_sock()`
+//! refuses (`-EINVAL`, not data, left queued) is handed to that recvmsg
+//! receive, then `read_sock()` goes on (`proto::tls::push_pass_tls`). A
+//! poll queue's poller hands TLS queues to io_work: `tls_sw_read_sock()`
+//! takes kTLS's reader lock, which may sleep, and pollers must not.
 
 use crate::proto::tls::{content, ControlRecord};
-use crate::sys::fabrics::CtrlOptions;
 use crate::sys::fmt::Shown;
 use crate::sys::handshake::{self, HandshakeError, KeySerial};
 use crate::sys::nvme::NvmeCtrl;
 use crate::sys::socket::TcpSocket;
 use kernel::{device::Device, prelude::*};
-
-/// Refuses option combinations this transport cannot serve over TLS.
-pub(crate) fn check_options(dev: &Device, opts: &CtrlOptions, read_sock: bool) -> Result {
-    if (opts.tls() || opts.concat()) && read_sock {
-        dev_err!(
-            dev,
-            "rnvme_tcp: tls needs the recvmsg receive path (read_sock() refuses TLS records that are not data): load rnvme_tcp with read_sock=0\n"
-        );
-        return Err(EINVAL);
-    }
-    Ok(())
-}
 
 /// Whether the controller runs TLS: `tls`, or `concat` (C:
 /// `nvme_tcp_tls_configured()`).

@@ -67,7 +67,6 @@ impl Transport for TcpTransport {
                 opts.subsysnqn().unwrap_or(c"?"), traddr, trsvcid);
             return Err(EALREADY);
         }
-        crate::tls::check_options(dev, opts, crate::module_parameters::read_sock.value())?;
         TcpCtrl::create(dev, opts, net, addr, src)
     }
 }

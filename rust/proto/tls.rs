@@ -27,6 +27,11 @@
 //! digest, and are copied out for the policy). A record longer than the
 //! space the call offered goes on into the queue's own buffer until its
 //! end (`MSG_EOR`).
+//!
+//! In `read_sock` mode ([`push_pass_tls`]) `read_sock()` pushes data
+//! records and refuses any other record with `-EINVAL`, leaving it queued:
+//! that record is handed to the same recvmsg receive, then `read_sock()`
+//! goes on.
 
 use crate::proto::errno;
 use crate::proto::recv::{PassEnd, QueueIo, RecvError, RecvMachine, Want};
@@ -472,18 +477,31 @@ fn control_bytes<I: TlsQueueIo>(
 /// `recv_pass`; a unit the policy refuses ends the pass with
 /// `Err(RecvError::Tls(..))`.
 pub fn recv_pass_tls<I: TlsQueueIo>(m: &mut RecvMachine, t: &mut TlsRx, io: &mut I) -> Result<PassEnd, RecvError> {
+    tls_pass(m, t, io, false).map(|(end, _)| end)
+}
+
+/// [`recv_pass_tls`], also the hand-off's: with `one_record`, the pass
+/// ends after its first receive that leaves no record that is not data in
+/// progress (the record read to its end, or one data receive). Returns the
+/// bytes taken too.
+fn tls_pass<I: TlsQueueIo>(
+    m: &mut RecvMachine,
+    t: &mut TlsRx,
+    io: &mut I,
+    one_record: bool,
+) -> Result<(PassEnd, usize), RecvError> {
     let mut completions = 0u32;
     let budget = io.pass_budget();
     let mut taken = 0usize;
     loop {
-        if taken >= budget {
-            return Ok(PassEnd { completions, drained: false });
+        if taken >= budget || (one_record && taken > 0 && t.record.is_none()) {
+            return Ok((PassEnd { completions, drained: false }, taken));
         }
         if t.record.is_some() {
             let got = match io.recv_buf_tls(&mut t.buf) {
                 Ok(g) if g.n == 0 => return Err(RecvError::Proto(crate::proto::pdu::ProtoError::ConnectionClosed)),
                 Ok(g) => g,
-                Err(e) if e == errno::EAGAIN => return Ok(PassEnd { completions, drained: true }),
+                Err(e) if e == errno::EAGAIN => return Ok((PassEnd { completions, drained: true }, taken)),
                 Err(e) => return Err(socket_error(e)),
             };
             taken = taken.saturating_add(got.n);
@@ -523,7 +541,7 @@ pub fn recv_pass_tls<I: TlsQueueIo>(m: &mut RecvMachine, t: &mut TlsRx, io: &mut
                 taken = taken.saturating_add(g.n);
                 g.n
             }
-            Err(e) if e == errno::EAGAIN => return Ok(PassEnd { completions, drained: true }),
+            Err(e) if e == errno::EAGAIN => return Ok((PassEnd { completions, drained: true }, taken)),
             Err(e) => return Err(socket_error(e)),
         };
         if let Some(n) = placed {
@@ -535,6 +553,100 @@ pub fn recv_pass_tls<I: TlsQueueIo>(m: &mut RecvMachine, t: &mut TlsRx, io: &mut
                 Ok(true) => completions += 1,
                 Ok(false) => {}
                 Err(e) => return Err(RecvError::Rejected(e)),
+            }
+        }
+    }
+}
+
+/// What one `read_sock()` call on a TLS queue returned, and what the push
+/// pass does next. kTLS's `tls_sw_read_sock()` (7.3) hands the actor the
+/// data records at the head of the queue, one skb each, and returns the
+/// bytes they had (if any), else the reason it stopped: `-EAGAIN` when
+/// nothing is queued, `-EINVAL` when the record at the head is not data
+/// (it stays queued, at the head of kTLS's `rx_list`), `-EKEYEXPIRED` once
+/// a KeyUpdate was decrypted, the socket's error. When it pushed bytes
+/// first, those reasons are hidden behind the count: the next call says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadSockStep {
+    /// `n > 0` bytes of data records went through the machine: call again
+    /// (it may have stopped at a record that is not data).
+    Again(usize),
+    /// Nothing queued (`-EAGAIN`, or 0 without a FIN): wait for data_ready.
+    Drained,
+    /// A record that is not data heads the queue (`-EINVAL`), or the peer
+    /// closed (`-ESHUTDOWN`, which the socket layer reports for a FIN once
+    /// TCP's queue is empty, while such a record may still wait on kTLS's
+    /// `rx_list`): recvmsg reads it with its type ([`push_pass_tls`]).
+    HandOff,
+    /// The connection failed.
+    Failed(RecvError),
+}
+
+/// The step for `read_sock()`'s return value `ret` on a TLS queue.
+pub fn read_sock_step(ret: i32) -> ReadSockStep {
+    match ret {
+        n if n > 0 => ReadSockStep::Again(n as usize),
+        0 => ReadSockStep::Drained,
+        e if e == -errno::EAGAIN => ReadSockStep::Drained,
+        e if e == -errno::EINVAL || e == -errno::ESHUTDOWN => ReadSockStep::HandOff,
+        e => ReadSockStep::Failed(socket_error(e.wrapping_neg())),
+    }
+}
+
+/// What the push pass of a TLS queue needs beyond [`TlsQueueIo`].
+pub trait TlsPushIo: TlsQueueIo {
+    /// One `read_sock()` call: the bytes of the data records it pushes go
+    /// through `m` as on a plain queue. Returns `read_sock()`'s value and
+    /// the machine's completions, or why the machine stopped the queue.
+    fn read_sock(&mut self, m: &mut RecvMachine) -> (i32, Result<u32, RecvError>);
+    /// A record was handed to the recvmsg path (a counter).
+    fn handed_off(&mut self);
+}
+
+/// One receive pass of a TLS queue in `read_sock` mode (io_work with
+/// `read_sock=1`): `read_sock()` pushes data records through the machine;
+/// a record that is not data, which `read_sock()` refuses and leaves
+/// queued, is handed to the recvmsg path: [`recv_pass_tls`]'s receive, with
+/// the control message, wherever the machine stands (between PDUs, inside
+/// a header, a C2HData payload, whose phase rewinds, or a data digest),
+/// until the record ends; [`policy`] decides. Then `read_sock()` goes on.
+/// A record left in progress (longer than a receive) is finished the same
+/// way first. Returns as [`recv_pass_tls`]; `drained: false` when the
+/// pass took `io.pass_budget()` bytes.
+pub fn push_pass_tls<I: TlsPushIo>(m: &mut RecvMachine, t: &mut TlsRx, io: &mut I) -> Result<PassEnd, RecvError> {
+    let mut completions = 0u32;
+    let budget = io.pass_budget();
+    let mut taken = 0usize;
+    loop {
+        if taken >= budget {
+            return Ok(PassEnd { completions, drained: false });
+        }
+        let in_record = t.in_record();
+        let step = if in_record {
+            ReadSockStep::HandOff
+        } else {
+            let (ret, machine) = io.read_sock(m);
+            completions = completions.saturating_add(machine?);
+            read_sock_step(ret)
+        };
+        match step {
+            ReadSockStep::Again(n) => taken = taken.saturating_add(n),
+            ReadSockStep::Drained => return Ok(PassEnd { completions, drained: true }),
+            ReadSockStep::Failed(e) => return Err(e),
+            ReadSockStep::HandOff => {
+                io.handed_off();
+                let (end, n) = tls_pass(m, t, io, true)?;
+                completions = completions.saturating_add(end.completions);
+                if n == 0 && end.drained {
+                    if in_record {
+                        return Ok(PassEnd { completions, drained: true });
+                    }
+                    // read_sock() refused what heads the queue and recvmsg
+                    // finds nothing: not a record kTLS holds. Calling again
+                    // would spin.
+                    return Err(RecvError::Socket(errno::EINVAL));
+                }
+                taken = taken.saturating_add(n);
             }
         }
     }

@@ -150,6 +150,12 @@ struct Ktls {
     tickets: u32,
     /// Bytes of records that were not data that landed in request pages.
     landed: usize,
+    /// `read_sock` mode: records handed to the recvmsg path.
+    handoffs: u32,
+    /// `read_sock()` calls.
+    read_socks: u32,
+    /// A `read_sock()` that refuses whatever heads the queue.
+    refuse_all: bool,
 }
 
 impl Ktls {
@@ -169,6 +175,9 @@ impl Ktls {
             log: Vec::new(),
             tickets: 0,
             landed: 0,
+            handoffs: 0,
+            read_socks: 0,
+            refuse_all: false,
         }
     }
 
@@ -544,4 +553,232 @@ fn random_streams_of_records_never_panic() {
             }
         }
     }
+}
+
+/// One skb `read_sock()` pushes: the receive machine reads it as on a
+/// plain queue (its bytes into headers, digests and the request's pages).
+struct Skb<'a> {
+    k: &'a mut Ktls,
+    bytes: Vec<u8>,
+    off: usize,
+}
+
+impl QueueIo for Skb<'_> {
+    type Crc = SoftCrc32c;
+    fn crc(&self) -> &SoftCrc32c {
+        &SoftCrc32c
+    }
+    fn recv_buf(&mut self, buf: &mut [u8]) -> Result<usize, i32> {
+        let n = buf.len().min(self.bytes.len() - self.off);
+        if n == 0 {
+            return Err(errno::EAGAIN);
+        }
+        buf[..n].copy_from_slice(&self.bytes[self.off..self.off + n]);
+        self.off += n;
+        Ok(n)
+    }
+    fn recv_data(&mut self, len: usize, crc: Option<&mut u32>) -> Result<usize, i32> {
+        let n = len.min(self.bytes.len() - self.off);
+        if n == 0 {
+            return Err(errno::EAGAIN);
+        }
+        let cid = self.k.current.ok_or(errno::EINVAL)?;
+        let req = self.k.reqs.get_mut(&cid).ok_or(errno::EINVAL)?;
+        let at = req.received as usize;
+        req.data[at..at + n].copy_from_slice(&self.bytes[self.off..self.off + n]);
+        if let Some(c) = crc {
+            *c = SoftCrc32c.update(*c, &req.data[at..at + n]);
+        }
+        req.received += n as u32;
+        self.off += n;
+        Ok(n)
+    }
+    fn event(&mut self, ev: Event) -> Result<bool, i32> {
+        self.k.event(ev)
+    }
+    fn pass_budget(&self) -> usize {
+        usize::MAX
+    }
+}
+
+impl TlsPushIo for Ktls {
+    /// As 7.3's `tls_sw_read_sock()`: data records from the head, each
+    /// through the machine; a record that is not data stays queued and
+    /// ends the call (`-EINVAL` unless bytes were pushed first); empty
+    /// data records are consumed; `None` in `chunks` at a record boundary:
+    /// the next record has not arrived yet.
+    fn read_sock(&mut self, m: &mut RecvMachine) -> (i32, Result<u32, RecvError>) {
+        self.read_socks += 1;
+        let mut copied = 0usize;
+        let mut completions = 0;
+        loop {
+            if self.done() {
+                return (if copied > 0 { copied as i32 } else { -errno::EAGAIN }, Ok(completions));
+            }
+            if self.off == 0 && matches!(self.chunks.get(self.next_chunk), Some(None)) {
+                self.next_chunk += 1;
+                return (if copied > 0 { copied as i32 } else { -errno::EAGAIN }, Ok(completions));
+            }
+            let (t, ref body) = self.records[self.rec];
+            if t != content::DATA || self.refuse_all {
+                return (if copied > 0 { copied as i32 } else { -errno::EINVAL }, Ok(completions));
+            }
+            let bytes = body[self.off..].to_vec();
+            let len = bytes.len();
+            self.rec += 1;
+            self.off = 0;
+            if len == 0 {
+                continue;
+            }
+            let mut skb = Skb { k: self, bytes, off: 0 };
+            match crate::proto::recv::recv_pass(m, &mut skb) {
+                Ok(end) => completions += end.completions,
+                Err(e) => return (copied.max(1) as i32, Err(e)),
+            }
+            assert_eq!(skb.off, len, "the machine left bytes of an skb");
+            copied += len;
+        }
+    }
+
+    fn handed_off(&mut self) {
+        self.handoffs += 1;
+    }
+}
+
+/// [`run`] in `read_sock` mode.
+fn run_push(k: &mut Ktls, d: Digests) -> Result<u32, RecvError> {
+    let mut m = RecvMachine::new(d);
+    let mut t = TlsRx::new();
+    let mut completions = 0;
+    for _ in 0..1_000_000 {
+        let end = push_pass_tls(&mut m, &mut t, k)?;
+        completions += end.completions;
+        if k.done() && end.drained {
+            assert_eq!(m.state(), crate::proto::recv::RecvState::Header { got: 0 }, "stream ended mid-PDU");
+            assert!(!t.in_record(), "stream ended inside a record");
+            return Ok(completions);
+        }
+    }
+    Err(RecvError::Internal(0))
+}
+
+#[test]
+fn read_sock_steps() {
+    use ReadSockStep::*;
+    assert_eq!(read_sock_step(4096), Again(4096));
+    assert_eq!(read_sock_step(0), Drained);
+    assert_eq!(read_sock_step(-errno::EAGAIN), Drained);
+    assert_eq!(read_sock_step(-errno::EINVAL), HandOff);
+    assert_eq!(read_sock_step(-errno::ESHUTDOWN), HandOff);
+    let ku = Control::Handshake(handshake::KEY_UPDATE);
+    assert_eq!(read_sock_step(-errno::EKEYEXPIRED), Failed(RecvError::Tls(TlsStop { control: ku, action: Action::Rekey })));
+    assert_eq!(read_sock_step(-errno::ECONNRESET), Failed(RecvError::Socket(errno::ECONNRESET)));
+}
+
+#[test]
+fn read_sock_clean_stream_never_hands_off() {
+    for d in ALL {
+        let want = clean_log(d);
+        let (s, reqs) = workload(d);
+        for max in [16384usize, 1000, 7, 1] {
+            let mut k = Ktls::new(records(&s, max, &[]), vec![], &reqs);
+            assert_eq!(run_push(&mut k, d), Ok(3), "{d:?} records of {max}");
+            assert_eq!(k.log, want, "{d:?} records of {max}");
+            assert_eq!((k.handoffs, k.landed), (0, 0));
+            assert!(k.read_socks > 0);
+        }
+    }
+}
+
+#[test]
+fn read_sock_hands_tickets_anywhere_to_recvmsg_and_data_verifies() {
+    for d in ALL {
+        let want = clean_log(d);
+        for (what, at) in positions(d) {
+            for body in [0usize, 3, 180, 5000] {
+                for max in [16384usize, 1000] {
+                    let (s, reqs) = workload(d);
+                    let mut k = Ktls::new(records(&s, max, &[(at, nst(body))]), vec![], &reqs);
+                    assert_eq!(run_push(&mut k, d), Ok(3), "{d:?} ticket {what}");
+                    assert_eq!(k.log, want, "{d:?} ticket of {body} bytes {what}: data or completions differ");
+                    assert_eq!(k.tickets, 1, "{d:?} {what}");
+                    assert!(k.handoffs >= 1, "{d:?} {what}: never handed off");
+                    if what.contains("payload") {
+                        assert!(k.landed > 0, "{what}: the ticket never landed in the pages");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn read_sock_tickets_with_eagain_and_fragments() {
+    let d = Digests { header: true, data: true };
+    let want = clean_log(d);
+    let (s, reqs) = workload(d);
+    let extra: Vec<(usize, (u8, Vec<u8>))> = positions(d).into_iter().map(|(_, at)| (at, nst(300))).collect();
+    for chunk in [1usize, 3, 13, 100] {
+        let chunks: Vec<Option<usize>> = (0..20000).map(|i| if i % 3 == 2 { None } else { Some(chunk) }).collect();
+        let mut k = Ktls::new(records(&s, 700, &extra), chunks, &reqs);
+        assert_eq!(run_push(&mut k, d), Ok(3), "chunk {chunk}");
+        assert_eq!(k.log, want, "chunk {chunk}");
+        assert_eq!(k.tickets, extra.len() as u32);
+    }
+    // A ticket fragmented over three records inside a payload.
+    let m = hs_msg(handshake::NEW_SESSION_TICKET, 600);
+    let at = positions(d)[4].1;
+    let mut recs = records(&s[..at], 16384, &[]);
+    for part in [&m[..10], &m[10..300], &m[300..]] {
+        recs.push((content::HANDSHAKE, part.to_vec()));
+    }
+    recs.extend(records(&s[at..], 16384, &[]));
+    let mut k = Ktls::new(recs, vec![], &reqs);
+    assert_eq!(run_push(&mut k, d), Ok(3));
+    assert_eq!((k.log, k.tickets), (want, 1));
+}
+
+/// [`stops_everywhere`] in `read_sock` mode.
+fn read_sock_stops_everywhere(rec: (u8, Vec<u8>), want: TlsStop) {
+    for d in ALL {
+        let clean = clean_log(d);
+        for (what, at) in positions(d) {
+            let (s, reqs) = workload(d);
+            let mut k = Ktls::new(records(&s, 1000, &[(at, rec.clone())]), vec![Some(7); 4000], &reqs);
+            assert_eq!(run_push(&mut k, d), Err(RecvError::Tls(want)), "{d:?} {what}");
+            assert!(k.handoffs >= 1, "{d:?} {what}");
+            assert_eq!(k.log[..], clean[..k.log.len()], "{d:?} {what}");
+        }
+    }
+}
+
+#[test]
+fn read_sock_records_stop_the_queue_as_the_table_says() {
+    let close = Control::Alert { level: level::WARNING, desc: alert::CLOSE_NOTIFY };
+    read_sock_stops_everywhere((content::ALERT, vec![1, 0]), TlsStop { control: close, action: Action::Close });
+    let fatal = Control::Alert { level: level::FATAL, desc: 80 };
+    read_sock_stops_everywhere((content::ALERT, vec![2, 80]), TlsStop { control: fatal, action: Action::Recover });
+    let warning = Control::Alert { level: level::WARNING, desc: 90 };
+    read_sock_stops_everywhere((content::ALERT, vec![1, 90]), TlsStop { control: warning, action: Action::Recover });
+    let ku = Control::Handshake(handshake::KEY_UPDATE);
+    read_sock_stops_everywhere((content::HANDSHAKE, hs_msg(24, 1)), TlsStop { control: ku, action: Action::Rekey });
+    read_sock_stops_everywhere((99, vec![1, 2, 3, 4, 5]), TlsStop { control: Control::Other(99), action: Action::Recover });
+}
+
+#[test]
+fn read_sock_refusing_what_recvmsg_cannot_find_fails_instead_of_spinning() {
+    let d = Digests { header: false, data: false };
+    let (s, reqs) = workload(d);
+    let mut k = Ktls::new(records(&s, 16384, &[]), vec![], &reqs);
+    k.refuse_all = true;
+    // The hand-off reads the data with recvmsg: the queue goes on.
+    assert_eq!(run_push(&mut k, d), Ok(3));
+    assert!(k.handoffs >= 1);
+    // Nothing queued, yet refused: a socket error, not a loop.
+    let mut k = Ktls::new(vec![(content::DATA, vec![])], vec![], &reqs);
+    k.refuse_all = true;
+    k.records.push((content::DATA, vec![]));
+    let (mut m, mut t) = (RecvMachine::new(d), TlsRx::new());
+    let r = push_pass_tls(&mut m, &mut t, &mut k);
+    assert_eq!(r, Err(RecvError::Socket(errno::EINVAL)));
 }

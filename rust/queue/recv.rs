@@ -10,7 +10,7 @@ use crate::proto::errno;
 use crate::proto::pdu::{self, Digests, ProtoError};
 use crate::proto::r2t::{SlotAction, SlotEvent};
 use crate::proto::recv::{self, Event, QueueIo, RecvError, RecvMachine};
-use crate::proto::tls::{self as tlsproto, ControlRecord, Got, TlsQueueIo, TlsRx};
+use crate::proto::tls::{self as tlsproto, ControlRecord, Got, TlsPushIo, TlsQueueIo, TlsRx};
 use crate::request::{RecvFields, TcpRequest};
 use crate::stats::QueueStats;
 use crate::sys::bindings as nb;
@@ -198,6 +198,9 @@ impl Queue {
     pub(super) fn try_recv_pass(&self) -> Option<Result<recv::PassEnd, RecvError>> {
         let g = self.try_recv()?;
         Some(if self.conf().work_pushes {
+            if self.is_tls() {
+                return Some(self.push_pass_tls(g));
+            }
             // read_sock() takes everything queued: the pass always drains.
             self.push_pass(g, true).map(|completions| recv::PassEnd { completions, drained: true })
         } else {
@@ -210,20 +213,12 @@ impl Queue {
     /// (io_work), else under the socket spinlock, skipped when a task owns
     /// the socket (pollers). Returns the commands completed.
     fn push_pass(&self, g: RecvGuard<'_>, may_sleep: bool) -> Result<u32, RecvError> {
-        let Ok(sock) = self.sock() else {
-            return Ok(0);
-        };
-        g.side.data.push_result = Ok(0);
-        let mut ctx = PushCtx { queue: self, side: &mut *g.side };
-        let ctx_ptr: *mut PushCtx<'_> = &mut ctx;
+        let RecvSide { machine, data, .. } = &mut *g.side;
         // read_sock's byte count is not needed: the machine keeps its own
         // place. -EBUSY (a task owns the socket: pollers only) means that
         // task receives.
-        QueueStats::add(&self.stats.read_sock_calls, 1);
-        // SAFETY: `ctx_ptr` points to `ctx`, alive for the call;
-        // `push_actor` only runs inside it, with this type of context.
-        let r = unsafe { sock.read_sock(may_sleep, ctx_ptr.cast(), push_actor) };
-        let done = core::mem::replace(&mut ctx.side.data.push_result, Ok(0))?;
+        let (r, done) = self.read_sock_once(machine, data, may_sleep);
+        let done = done?;
         // From io_work, a drained socket's FIN or error ends the connection
         // as recvmsg's 0 or -errno would; pollers leave that to io_work.
         match r {
@@ -231,6 +226,32 @@ impl Queue {
             r if r == -(errno::ESHUTDOWN) => Err(RecvError::Proto(ProtoError::ConnectionClosed)),
             r => Err(RecvError::Socket(-r)),
         }
+    }
+
+    /// One `read_sock()` call over the machine: returns its value, and the
+    /// machine's completions or why it stopped the queue. No socket: `0`.
+    fn read_sock_once(&self, machine: &mut RecvMachine, data: &mut RecvData, may_sleep: bool) -> (c_int, Result<u32, RecvError>) {
+        let Ok(sock) = self.sock() else {
+            return (0, Ok(0));
+        };
+        data.push_result = Ok(0);
+        let mut ctx = PushCtx { queue: self, machine, data };
+        let ctx_ptr: *mut PushCtx<'_> = &mut ctx;
+        QueueStats::add(&self.stats.read_sock_calls, 1);
+        // SAFETY: `ctx_ptr` points to `ctx`, alive for the call;
+        // `push_actor` only runs inside it, with this type of context.
+        let r = unsafe { sock.read_sock(may_sleep, ctx_ptr.cast(), push_actor) };
+        (r, core::mem::replace(&mut ctx.data.push_result, Ok(0)))
+    }
+
+    /// io_work's pass on a TLS queue with `read_sock=1`
+    /// ([`tlsproto::push_pass_tls`]): `read_sock()` pushes data records;
+    /// one it refuses (`-EINVAL`: not data, left queued) is handed to the
+    /// recvmsg receive with the control message, then `read_sock()` goes
+    /// on. Only io_work: both sleep (lock_sock, kTLS's reader lock).
+    fn push_pass_tls(&self, g: RecvGuard<'_>) -> Result<recv::PassEnd, RecvError> {
+        let RecvSide { machine, data, tls } = &mut *g.side;
+        tlsproto::push_pass_tls(machine, tls, &mut RecvCtx { queue: self, data })
     }
 
     /// The blk-mq poll of a poll queue (C: `nvme_tcp_poll`): what the
@@ -273,7 +294,8 @@ impl Queue {
         if !self.live.load(Ordering::Acquire) || !self.sk_ctx.rd_enabled() {
             return 0;
         }
-        // TLS queues: io_work receives (see `crate::tls`).
+        // TLS queues: io_work receives (see `crate::tls`): kTLS's
+        // read_sock() takes its reader lock, which may sleep.
         if self.is_tls() {
             return 0;
         }
@@ -312,8 +334,9 @@ impl Queue {
 /// Runs the receive machine of `q` over its current source.
 fn run_pass(q: &Queue, side: &mut RecvSide) -> Result<recv::PassEnd, RecvError> {
     let RecvSide { machine, data, tls } = side;
-    // TLS queues always pull with recvmsg, so every record's type is seen
-    // (pollers and read_sock=1 never push on them: see `crate::tls`).
+    // TLS queues pull with recvmsg, so every record's type is seen (with
+    // read_sock=1 io_work pushes data records and hands any other record
+    // to this pass: `Queue::push_pass_tls`; pollers never push on them).
     if q.is_tls() && matches!(data.source, RecvSource::Socket) {
         return tlsproto::recv_pass_tls(machine, tls, &mut RecvCtx { queue: q, data });
     }
@@ -323,7 +346,8 @@ fn run_pass(q: &Queue, side: &mut RecvSide) -> Result<recv::PassEnd, RecvError> 
 /// A push pass's context, for [`push_actor`].
 struct PushCtx<'a> {
     queue: &'a Queue,
-    side: &'a mut RecvSide,
+    machine: &'a mut RecvMachine,
+    data: &'a mut RecvData,
 }
 
 /// The queue as the receive machine sees it during a pass.
@@ -517,6 +541,16 @@ impl TlsQueueIo for RecvCtx<'_> {
     }
 }
 
+impl TlsPushIo for RecvCtx<'_> {
+    fn read_sock(&mut self, m: &mut RecvMachine) -> (i32, Result<u32, RecvError>) {
+        self.queue.read_sock_once(m, self.data, true)
+    }
+
+    fn handed_off(&mut self) {
+        QueueStats::add(&self.queue.stats.tls_handoffs, 1);
+    }
+}
+
 /// `read_sock()`'s actor for [`Queue::push_pass`]: runs the receive machine
 /// over `len` bytes of `skb` from `off` and returns how many it used (all
 /// of them unless the queue failed; the failure is in `push_result`).
@@ -529,7 +563,7 @@ unsafe extern "C" fn push_actor(ctx: *mut c_void, skb: *mut kb::sk_buff, off: c_
     // SAFETY: `ctx` is the `PushCtx` of the `push_pass` running `read_sock`,
     // which holds the queue's receive side.
     let ctx = unsafe { &mut *ctx.cast::<PushCtx<'_>>() };
-    let d = &mut ctx.side.data;
+    let d = &mut *ctx.data;
     if d.push_result.is_err() {
         return -(errno::EPROTO);
     }
@@ -538,8 +572,10 @@ unsafe extern "C" fn push_actor(ctx: *mut c_void, skb: *mut kb::sk_buff, off: c_
     let range = unsafe { SkbRange::new(skb, off, len) };
     let len = range.left();
     d.source = RecvSource::Skb(range);
-    let r = run_pass(ctx.queue, ctx.side);
-    let d = &mut ctx.side.data;
+    // An skb: the plain machine (on a TLS queue, read_sock() pushes data
+    // records only).
+    let r = recv::recv_pass(ctx.machine, &mut RecvCtx { queue: ctx.queue, data: &mut *ctx.data });
+    let d = &mut *ctx.data;
     let left = match d.source {
         RecvSource::Skb(range) => range.left(),
         RecvSource::Socket => 0,

@@ -33,7 +33,9 @@
 # content type (a sendmsg with a SOL_TLS/TLS_SET_RECORD_TYPE cmsg). The
 # tls-KIND-POS cases (TLS_KINDS x TLS_POSITIONS) inject one such record into
 # a read's reply: the PDU bytes before POS go out as one data record, then
-# the injected record, then the rest.
+# the injected record, then the rest; or, at the write positions
+# (TLS_WRITE_POSITIONS), into an R2T write asked for in two R2Ts: just before
+# its first R2T, or between its R2Ts (after the first one's H2CData).
 import argparse
 import hashlib
 import hmac
@@ -132,9 +134,16 @@ TLS_POSITIONS = {
     "payload": "inside the C2HData payload (after half the data and one byte)",
     "ddgst": "inside the C2HData data digest (after 2 of its 4 bytes; needs --data-digest)",
 }
+# POS of a write (an R2T write asked for in two R2Ts, each half the data).
+TLS_WRITE_POSITIONS = {
+    "r2t": "just before the write's first R2T",
+    "h2c": "between the write's two R2Ts (after the first one's H2CData arrived)",
+}
 for _k, (_t, _p, _what) in TLS_KINDS.items():
     for _pos, _where in TLS_POSITIONS.items():
         CASES[f"tls-{_k}-{_pos}"] = f"read (TLS): {_what} {_where}"
+    for _pos, _where in TLS_WRITE_POSITIONS.items():
+        CASES[f"tls-{_k}-{_pos}"] = f"write (TLS): {_what} {_where}"
 R2T_CASES = {"r2t-beyond", "r2t-dup", "r2t-over-maxh2cdata", "rsp-before-h2c", "r2t-gap", "rsp-after-partial-r2t"}
 INLINE_CASES = {"r2t-unsolicited"}
 ICRESP_CASES = {"icresp-cpda", "icresp-hdgst-flip", "icresp-ddgst-flip"}
@@ -142,8 +151,16 @@ ICRESP_CASES = {"icresp-cpda", "icresp-hdgst-flip", "icresp-ddgst-flip"}
 CASE_MAXH2CDATA = {"r2t-over-maxh2cdata": 16384}
 
 
+def tls_case(case):
+    """(content type, payload, position) of a tls-KIND-POS case, else None."""
+    if not case or not case.startswith("tls-"):
+        return None
+    kind, pos = case[4:].rsplit("-", 1)
+    return TLS_KINDS[kind][0], TLS_KINDS[kind][1], pos
+
+
 def kind_of(case):
-    if case in R2T_CASES:
+    if case in R2T_CASES or (tls_case(case) and tls_case(case)[2] in TLS_WRITE_POSITIONS):
         return "r2t"
     if case in INLINE_CASES:
         return "inline"
@@ -577,8 +594,7 @@ class Conn:
         elif case == "icresp-second":
             out = struct.pack("<BBBBI", ICRESP, 0, 128, 0, 128) + bytes(120)
         elif case.startswith("tls-"):
-            kind, pos = case[4:].rsplit("-", 1)
-            ctype, payload, _ = TLS_KINDS[kind]
+            ctype, payload, pos = tls_case(case)
             pdu = c2h(cid, 0, data, L)
             out = pdu + rsp(cid)
             hd = 4 if self.hd else 0
@@ -641,7 +657,19 @@ class Conn:
                 half = max(LBA, nbytes // 2 // LBA * LBA)
                 self.writes[tt][4] = half
                 return self.send(self.r2t(cid, tt, 0, half))
+            if tls_case(case):
+                # Two R2Ts; the record before the first (r2t) or the second (h2c, in h2c()).
+                half = max(LBA, nbytes // 2 // LBA * LBA)
+                self.writes[tt][4] = half
+                if tls_case(case)[2] == "r2t":
+                    self.tls_write_record(case, cid, "before its first R2T")
+                return self.send(self.r2t(cid, tt, 0, half))
         self.send(self.r2t(cid, tt, 0, first))
+
+    def tls_write_record(self, case, cid, where):
+        ctype, payload, _ = tls_case(case)
+        self.send_record(ctype, payload)
+        self.t.say(f"{case}: cid {cid:#x}: record type {ctype} ({len(payload)} bytes) {where}")
 
     def h2c(self, whole, flags, data):
         cid, tt, off, length = struct.unpack_from("<HHII", whole, 8)
@@ -667,6 +695,8 @@ class Conn:
             return self.send(self.rsp(cid))
         if nxt < total:
             w[3], w[4], w[5] = nxt, min(w[4], total - nxt), 0
+            if tls_case(w[7]) and tls_case(w[7])[2] == "h2c":
+                self.tls_write_record(w[7], cid, f"between its R2Ts, after {nxt} of {total} bytes")
             return self.send(self.r2t(cid, tt, w[3], w[4]))
         del self.writes[tt]
         self.t.mem[w[1]:w[1] + total] = w[2]

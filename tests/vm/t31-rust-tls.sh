@@ -1,6 +1,7 @@
 #!/bin/bash
 # rnvme_tcp over TLS 1.3 (PSK from `nvme gen-tls-key --insert`, handshakes by tlshd): connect --tls shows
-# the key in sysfs, fio verifies at 4k/64k/1M with and without digests, kTLS carried every queue, and a
+# the key in sysfs, fio verifies at 4k/64k/1M with and without digests, kTLS carried every queue, fio
+# verifies with read_sock=1 (io_work pushes with read_sock(), with and without data digest), and a
 # handshake that cannot happen (tlshd stopped: timeout; no tlshd; no PSK) fails the connect with a line
 # naming the queue and leaves no controller behind.
 . "$(dirname "$0")/lib.sh"
@@ -78,14 +79,36 @@ grep "^$ctrl " /sys/kernel/debug/rnvme_tcp/queues | sed 's/^/# /'
 run nvme disconnect -n "$NQN" || fail "disconnect failed"
 no_ctrl_left || fail "disconnect left something"
 
-# read_sock=1 cannot receive TLS records that are not data: refused at connect.
+# read_sock=1 over TLS: io_work pushes with read_sock() (kTLS's tls_sw_read_sock()), handing any record that
+# is not data to the recvmsg receive. fio verifies with and without a data digest; the I/O queues' debugfs
+# read_sock_calls moved (the push path received), the connect is refused no more.
 modprobe -r rnvme_tcp || fail "rnvme_tcp does not unload"
 modprobe rnvme_tcp read_sock=1 || fail "cannot load rnvme_tcp read_sock=1"
-dmesg_mark
-nvme connect -t tcp --tls -a "$TRADDR" -s "$TRSVCID" -n "$NQN" >/dev/null 2>&1 && fail "connect --tls succeeded with read_sock=1"
-line=$(dmesg_since_mark | grep -o "rnvme_tcp: tls needs the recvmsg receive path.*") || fail "no line refusing read_sock=1"
-log "$line"
-no_ctrl_left || fail "the refused connect left something"
+for digest in "" "--data-digest"; do
+	dmesg_mark
+	# shellcheck disable=SC2086
+	run nvme connect -t tcp --tls -a "$TRADDR" -s "$TRSVCID" -n "$NQN" --nr-io-queues=1 $digest ||
+		{ dmesg_since_mark | sed 's/^/# /'; fail "TLS connect with read_sock=1 ${digest:-without digests} failed"; }
+	ctrl=$(ctrl_for_nqn) || fail "no controller for $NQN"
+	dmesg_since_mark | grep -q "nvme $ctrl: queue 0: TLS 1.3 session with PSK" || fail "no TLS session line for $ctrl (read_sock=1)"
+	dev=$(ns_dev_of "$ctrl") || fail "no namespace block device for $ctrl"
+	q0=$(awk -v c="$ctrl" '$1 == c && $3 == 1 { for (f = 4; f <= NF; f++) if ($f ~ /^read_sock_calls=/) { sub(/.*=/, "", $f); print $f } }' /sys/kernel/debug/rnvme_tcp/queues)
+	jobs=()
+	for bs in 4k 128k; do
+		size=512k; [ "$bs" = 128k ] && size=2M
+		jobs+=(--name="tls-rs-$bs" --stonewall --filename="$dev" --rw=randwrite --bs=$bs --size=$size --ioengine=libaio
+			--iodepth=8 --direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1)
+	done
+	run_fio "${jobs[@]}" || fail "fio verify over TLS with read_sock=1 ${digest:-without digests} failed"
+	line=$(grep "^$ctrl qid 1 " /sys/kernel/debug/rnvme_tcp/queues)
+	log "read_sock=1 ${digest:-(no digests)}: $line"
+	q1=$(awk '{ for (f = 4; f <= NF; f++) if ($f ~ /^read_sock_calls=/) { sub(/.*=/, "", $f); print $f } }' <<<"$line")
+	[ "${q1:-0}" -gt "${q0:-0}" ] || fail "queue 1 read_sock_calls did not move ($q0 -> $q1): not the read_sock path"
+	[ -n "$digest" ] && ! grep -q ' ddgst=1 ' <<<" $line " && fail "queue 1 did not negotiate the data digest"
+	dmesg_since_mark | grep -q "nvme $ctrl: .*receive failed" && fail "a receive failed with read_sock=1: $(dmesg_since_mark | grep -m1 'receive failed')"
+	run nvme disconnect -n "$NQN" || fail "disconnect failed"
+	no_ctrl_left || fail "disconnect left something"
+done
 
 # Handshake timeout: tlshd stopped, so the upcall is never answered.
 modprobe -r rnvme_tcp || fail "rnvme_tcp does not unload"

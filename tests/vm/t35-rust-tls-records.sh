@@ -1,15 +1,18 @@
 #!/bin/bash
 # TLS records that are not data, sent by a target during fio verify: tests/vm/nvmet_fake.py in TLS mode
 # (--tls-psk: TLS 1.3 PSK handshake by Python's ssl, then kTLS) injects one record into a read's reply, between
-# the C2HData and the Response, inside the C2HData header, inside its payload or inside its data digest:
+# the C2HData and the Response, inside the C2HData header, inside its payload or inside its data digest, or
+# into a write asked for in two R2Ts, just before its first R2T (r2t) or between its R2Ts (h2c):
 # a NewSessionTicket, a warning alert, close_notify, a fatal alert, a KeyUpdate, a record of unknown content
 # type. Each case asserts what Documentation/tls.md's policy says: the ticket is consumed (the queue's
 # tls_tickets counter moves, no error, no reconnect), every other record stops the queue with the line naming
 # it and the controller reconnects to the (now well-behaved) target; fio verify passes for every case (no
-# byte of any request wrong), the controller is live afterwards. Cases run on an I/O queue (recvmsg) or a
-# poll queue (io_uring hipri); with read_sock=1 a TLS connect is refused by design (tls.md). Also: a PSK the
-# target does not accept fails the connect cleanly. make check runs each kind once (positions and modes
-# spread over the kinds); TLS_RECORDS_FULL=1 runs every kind x position x mode.
+# byte of any request wrong), the controller is live afterwards. Cases run on an I/O queue with recvmsg
+# (recvmsg), on a poll queue (poll, io_uring hipri), or on an I/O queue with rnvme_tcp loaded read_sock=1
+# (readsock: read_sock() refuses the record, io_work hands it to the recvmsg receive; a ticket must show in
+# the queue's tls_handoffs). Also: a PSK the target does not accept fails the connect cleanly. make check runs
+# a selection (each kind, positions and modes spread over them); TLS_RECORDS_FULL=1 runs every kind x
+# position x mode; TLS_RECORDS_CASES="CASE;MODE ..." runs those.
 . "$(dirname "$0")/lib.sh"
 command -v python3 >/dev/null || fail "python3 not installed"
 command -v tlshd >/dev/null || fail "tlshd not installed (ktls-utils is in the rootfs recipe)"
@@ -19,7 +22,8 @@ BASE_PORT=4720
 WIN_MB=8
 HOSTNQN_KEY=nqn.2014-08.org.nvmexpress:uuid:rnvme-tls-records
 
-# case;mode (recvmsg|poll): make check's selection.
+# case;mode (recvmsg|poll|readsock): make check's selection. Batches never mix readsock with the others
+# (read_sock is a module parameter): readsock cases come last.
 CASES_CHECK=(
 	"tls-ticket-payload;recvmsg"
 	"tls-ticket-ddgst;poll"
@@ -27,13 +31,24 @@ CASES_CHECK=(
 	"tls-close-notify-ddgst;recvmsg"
 	"tls-alert-fatal-between;poll"
 	"tls-keyupdate-payload;recvmsg"
-	"tls-unknown-type-header;recvmsg"
+	"tls-unknown-type-r2t;recvmsg"
+	"tls-ticket-h2c;recvmsg"
+	"tls-ticket-payload;readsock"
+	"tls-ticket-ddgst;readsock"
+	"tls-alert-fatal-header;readsock"
+	"tls-keyupdate-between;readsock"
 )
 cases=()
-if [ "${TLS_RECORDS_FULL:-0}" = 1 ]; then
-	# Modes alternate, so a batch has as many poll queues as I/O queues.
-	for kind in ticket alert-warning close-notify alert-fatal keyupdate unknown-type; do
-		for pos in between header payload ddgst; do cases+=("tls-$kind-$pos;recvmsg" "tls-$kind-$pos;poll"); done
+if [ -n "${TLS_RECORDS_CASES:-}" ]; then
+	read -r -a cases <<<"$TLS_RECORDS_CASES"
+elif [ "${TLS_RECORDS_FULL:-0}" = 1 ]; then
+	# Modes alternate, so a batch has as many poll queues as I/O queues; readsock after them.
+	for mode in "recvmsg poll" readsock; do
+		for kind in ticket alert-warning close-notify alert-fatal keyupdate unknown-type; do
+			for pos in between header payload ddgst r2t h2c; do
+				for m in $mode; do cases+=("tls-$kind-$pos;$m"); done
+			done
+		done
 	done
 else
 	cases=("${CASES_CHECK[@]}")
@@ -60,6 +75,10 @@ expect_line() {
 	esac
 }
 tls_stat() { awk -v k="$1" '$1 == k { print $2 }' /proc/net/tls_stat; }
+# qstat CTRL QID COUNTER: the queue's counter in the batch's copy of debugfs queues.
+qstat() {
+	awk -v c="$1" -v q="$2" -v k="$3=" '$1 == c && $2 == "qid" && $3 == q { for (f = 4; f <= NF; f++) if (index($f, k) == 1) print substr($f, length(k) + 1) }' /tmp/tls-queues.txt
+}
 
 # The PSK: known bytes under a known identity, inserted into .nvme, offered by serial (tls_key=); the
 # fake target gets the same bytes on its command line. It starts first (Python takes seconds under
@@ -87,7 +106,16 @@ psk_serial=$(printf "$(sed 's/../\\x&/g' <<<"$PSK_HEX")" | keyctl padd psk "$IDE
 wrong_serial=$(head -c 32 /dev/urandom | keyctl padd psk "NVMe0R01 $HOSTNQN_KEY $NQN-wrong" %:.nvme) || fail "keyctl padd (wrong key) failed"
 log "PSK $(printf '%08x' "$psk_serial") '$IDENTITY'; wrong PSK $(printf '%08x' "$wrong_serial"); set up at ${SECONDS}s"
 unload_transports || fail "cannot unload the transports"
-modprobe rnvme_tcp tls_handshake_timeout=30 || fail "cannot load rnvme_tcp"
+# load_rnvme 0|1: rnvme_tcp loaded with read_sock=$1 (reloaded if it runs the other mode).
+loaded_rs=
+load_rnvme() {
+	[ "$loaded_rs" = "$1" ] && return 0
+	[ -z "$loaded_rs" ] || modprobe -r rnvme_tcp || return 1
+	modprobe rnvme_tcp tls_handshake_timeout=30 read_sock="$1" || return 1
+	loaded_rs=$1
+	log "rnvme_tcp loaded with read_sock=$1"
+}
+load_rnvme 0 || fail "cannot load rnvme_tcp"
 for i in $(seq 600); do grep -q listening "$flog" && break; sleep 0.1; done
 grep -q listening "$flog" || { sed 's/^/# fake: /' "$flog"; fail "the fake target did not start"; }
 log "the fake target serves $n cases (ports $BASE_PORT-$((BASE_PORT + n - 1))), up at ${SECONDS}s"
@@ -126,9 +154,13 @@ grep -q "^tls handshake failed on connection .* port $BASE_PORT$" "$flog" || fai
 no_ctrl_left || fail "the refused connect left something"
 log "wrong PSK: $((SECONDS - t0))s"
 
+is_rs() { [ "${mode[$1]}" = readsock ] && echo 1 || echo 0; }
 verdicts=()
-for ((b0 = 0; b0 < n; b0 += BATCH)); do
-	b1=$((b0 + BATCH < n ? b0 + BATCH : n))
+for ((b0 = 0; b0 < n; b0 = b1)); do
+	# A batch: up to BATCH cases of one read_sock setting.
+	b1=$((b0 + 1))
+	while [ $b1 -lt $n ] && [ $((b1 - b0)) -lt "$BATCH" ] && [ "$(is_rs $b1)" = "$(is_rs $b0)" ]; do b1=$((b1 + 1)); done
+	load_rnvme "$(is_rs $b0)" || fail "cannot load rnvme_tcp read_sock=$(is_rs $b0)"
 	start=$SECONDS
 	dmesg_mark
 	rekey0=$(tls_stat TlsRxRekeyReceived) decerr0=$(tls_stat TlsDecryptError)
@@ -166,11 +198,18 @@ for ((b0 = 0; b0 < n; b0 += BATCH)); do
 		pattern=$(expect_line "${name[i]}")
 		if [ -z "$pattern" ]; then
 			# Consumed: this queue counted the ticket; no error line, no recovery on this controller.
-			tk=$(awk -v c="$c" -v q="$q" '$1 == c && $2 == "qid" && $3 == q { for (f = 4; f <= NF; f++) if ($f ~ /^tls_tickets=/) { sub(/tls_tickets=/, "", $f); print $f } }' /tmp/tls-queues.txt)
+			tk=$(qstat "$c" "$q" tls_tickets)
 			[ "${tk:-0}" -ge 1 ] || v+="queue $q: tls_tickets ${tk:-?}, expected >= 1; "
 			line=$(grep "nvme $c: " /tmp/tls-dmesg.txt | grep -m1 -e "receive failed\|error recovery\|Reconnecting\|reconnect\|timeout") &&
 				v+="unexpected: ${line#*] }; "
 			what="consumed (queue $q tls_tickets=$tk), no recovery"
+			if [ "${mode[i]}" = readsock ]; then
+				# read_sock() refused it and io_work handed it to the recvmsg receive.
+				ho=$(qstat "$c" "$q" tls_handoffs) rs=$(qstat "$c" "$q" read_sock_calls)
+				[ "${ho:-0}" -ge 1 ] || v+="queue $q: tls_handoffs ${ho:-?}, expected >= 1; "
+				[ "${rs:-0}" -ge 1 ] || v+="queue $q: read_sock_calls ${rs:-?}, expected >= 1; "
+				what+=", read_sock_calls=$rs tls_handoffs=$ho"
+			fi
 		else
 			pattern=${pattern//queue Q:/queue $q:}
 			line=$(grep -m1 -F -e "nvme $c: $pattern" /tmp/tls-dmesg.txt) || v+="no '$pattern' in dmesg; "
@@ -202,14 +241,6 @@ for ((b0 = 0; b0 < n; b0 += BATCH)); do
 	log "batch $((b0 / BATCH + 1)): deleted, $((SECONDS - start))s in all"
 done
 
-# read_sock=1 with tls is refused at connect (tls_sw_read_sock() refuses records that are not data; tls.md).
-modprobe -r rnvme_tcp || fail "rnvme_tcp does not unload after the cases"
-modprobe rnvme_tcp read_sock=1 || fail "cannot load rnvme_tcp read_sock=1"
-dmesg_mark
-fabrics_connect 0 nr_io_queues=1 >/dev/null && fail "a TLS connect with read_sock=1 succeeded"
-line=$(dmesg_since_mark | grep -m1 -o "rnvme_tcp: tls needs the recvmsg receive path.*") || fail "no line refusing read_sock=1"
-log "read_sock=1: $line"
-no_ctrl_left || fail "the refused read_sock=1 connect left something"
 run modprobe -r rnvme_tcp || fail "rnvme_tcp does not unload"
 grep -v ' port [0-9]*$' "$flog" | grep -v '^listening$' | sed 's/^/# fake (stderr): /'
 
