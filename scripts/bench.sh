@@ -12,6 +12,8 @@
 #   BENCH_VARIANTS= BENCH_DRIVERS= (see tests/vm/bench.sh)
 #   BENCH_DOC=Documentation/bench  where results.md, results.json and the plots go
 #                      (BENCH_DOC= : only build/bench/)
+#   BENCH_KERNEL=test  run on the test kernel (debug options on) instead, for
+#                      comparison (results*-test-kernel.*)
 #   BENCH_LABEL=text   a label for the table and plots (say, a shortened run)
 # Output: build/bench/<clock>/{fio/*.json,records.jsonl,meta.json,results.json,
 # results.md,console.log}, and the same report under $BENCH_DOC. Nothing is asserted.
@@ -77,12 +79,24 @@ main() {
 	local clock=${BENCH_CLOCK:-icount} kdir out status=0 extra accel=() t0 doc
 	bash scripts/setup.sh all
 	bash scripts/setup.sh bench
-	local kt0; kt0=$(date +%s)
-	build_bench_kernel
-	kdir=$(kernel_bench_dir)
-	note "bench kernel: $kdir (built in $(cat "$kdir/build-seconds" 2>/dev/null || echo '?') s; this step $(( $(date +%s) - kt0 )) s)"
-	build_bench_module "$kdir"
-	out=$RNVME_ROOT/build/bench/$clock
+	local kt0 ko=/mnt/src/build/bench/module/rnvme_tcp.ko kind=${BENCH_KERNEL:-bench}
+	kt0=$(date +%s)
+	case $kind in
+	bench)
+		build_bench_kernel
+		kdir=$(kernel_bench_dir)
+		note "bench kernel: $kdir (built in $(cat "$kdir/build-seconds" 2>/dev/null || echo '?') s; this step $(( $(date +%s) - kt0 )) s)"
+		build_bench_module "$kdir" ;;
+	test)
+		# The test kernel (debug options on), with the tree's module: what the
+		# debug options weigh, for comparison only.
+		kdir=$(kernel_dir)
+		make --no-print-directory module >build/module-build.log 2>&1 || die "make module failed (build/module-build.log)"
+		ko=/mnt/src/rnvme_tcp.ko ;;
+	*) die "BENCH_KERNEL is bench or test" ;;
+	esac
+	local sub=$clock; [ "$kind" = bench ] || sub=$clock-$kind-kernel
+	out=$RNVME_ROOT/build/bench/$sub
 	rm -rf "$out"; mkdir -p "$out"
 	case $clock in
 	icount) extra="-icount shift=0,sleep=off"; accel=(RNVME_ACCEL=tcg) ;;
@@ -90,7 +104,7 @@ main() {
 	*) die "BENCH_CLOCK is icount or wall" ;;
 	esac
 	local tls=${BENCH_TLS:-1}
-	local cmd="BENCH_KO=/mnt/src/build/bench/module/rnvme_tcp.ko BENCH_OUT=/mnt/out BENCH_TLS=$tls"
+	local cmd="BENCH_KO=$ko BENCH_OUT=/mnt/out BENCH_TLS=$tls"
 	local v
 	for v in BENCH_REPS BENCH_RUNTIME BENCH_RAMP BENCH_JOBS BENCH_CONFIGS BENCH_VARIANTS BENCH_DRIVERS \
 		BENCH_TLS_CONFIGS BENCH_LOOPBACK BENCH_SIZE; do
@@ -106,8 +120,9 @@ main() {
 	grep -a '^bench \|^# bench' "$out/console.log" | tr -d '\r' >"$out/raw.txt" || true
 	[ -s "$out/records.jsonl" ] || die "no records (console: $out/console.log)"
 	local suffix=; [ "$clock" = icount ] || suffix=-$clock
+	[ "$kind" = bench ] || suffix+=-$kind-kernel
 	local meta=(--meta "clock=$clock" --meta "qemu_extra=$extra" --meta "vm_seconds=$secs" --meta "vm_status=$status"
-		--meta "kernel_dir=$(basename "$kdir")" --meta "kernel_build_seconds=$(cat "$kdir/build-seconds" 2>/dev/null || echo)")
+		--meta "kernel_dir=$(basename "$kdir")" --meta "kernel_kind=$kind" --meta "kernel_build_seconds=$(cat "$kdir/build-seconds" 2>/dev/null || echo)")
 	/usr/bin/python3 scripts/bench-report.py report "$out" --json "$out/results.json" --md "$out/results.md" \
 		--plots "$out/plot" --label "${BENCH_LABEL:-}" "${meta[@]}" >/dev/null
 	doc=${BENCH_DOC-Documentation/bench}
