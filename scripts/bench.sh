@@ -77,8 +77,10 @@ build_bench_module() {
 
 main() {
 	local clock=${BENCH_CLOCK:-icount} kdir out status=0 extra accel=() t0 doc
-	bash scripts/setup.sh all
-	bash scripts/setup.sh bench
+	# Not `setup.sh all`: the test kernel is not needed for the bench kernel.
+	local s
+	for s in deps toolchain kernel-src rootfs bench; do bash scripts/setup.sh $s; done
+	[ "${BENCH_KERNEL:-bench}" = bench ] || bash scripts/setup.sh kernel
 	local kt0 ko=/mnt/src/build/bench/module/rnvme_tcp.ko kind=${BENCH_KERNEL:-bench}
 	kt0=$(date +%s)
 	case $kind in
