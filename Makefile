@@ -3,7 +3,9 @@
 #   make run      set up what is missing, boot the VM, connect, short fio
 #   make check    all tests: cargo test, module build, KTAP suite in the VM
 #   make module   build rnvme_tcp.ko (KDIR=<kernel build tree> to override)
-#   make bench    A/B: C nvme_tcp (read_sock) vs rnvme_tcp (recvmsg), ratios
+#   make bench    C nvme_tcp vs rnvme_tcp (recvmsg) vs read_sock=1 on a kernel without
+#                 debug options (built on first use), reps, JSON, table, plots
+#                 (BENCH_REPS= BENCH_CLOCK=wall BENCH_TLS= ...: Documentation/bench/method.md)
 #   make soak     fault soak: port flaps, connects, insmods, resets, netem
 #                 (FLAPS= CONNECTS= INSMODS= RESETS= NETEM_SECS= PHASES=)
 #   make fuzz     the VM fuzz test for DURATION s (default 600); SEED=, CASE= replay

@@ -57,3 +57,19 @@ rootfs_hash() {
 
 kernel_dir() { echo "$RNVME_CACHE/kernel-$(kernel_hash)"; }
 rootfs_img() { echo "$RNVME_CACHE/rootfs-$(rootfs_hash).ext4"; }
+
+# The bench-only kernel (make bench; never make check): the same source,
+# toolchain and qemu/kernel.config, then qemu/kernel-bench.config on top (the
+# debug options off). Its own dir; the hash covers both fragments and the
+# builder (build_bench_kernel in scripts/bench.sh), not the rest of bench.sh.
+# scripts/build-kernel.sh is left as it is: it is hashed into the test
+# kernel's dir name, so touching it would rebuild every clone's test kernel.
+kernel_bench_hash() {
+	{
+		cat "$RNVME_CACHE/src/version" 2>/dev/null
+		cat "$RNVME_ROOT/qemu/kernel.config" "$RNVME_ROOT/qemu/kernel-bench.config"
+		sed -n '/^build_bench_kernel()/,/^}/p' "$RNVME_ROOT/scripts/bench.sh"
+		toolchain_id
+	} | sha256sum | cut -c1-16
+}
+kernel_bench_dir() { echo "$RNVME_CACHE/kernel-bench-$(kernel_bench_hash)"; }

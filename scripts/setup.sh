@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and builds whatever is missing for rnvme-tcp; idempotent.
-#   scripts/setup.sh [deps|toolchain|kernel-src|kernel|rootfs|all]
+#   scripts/setup.sh [deps|toolchain|kernel-src|kernel|rootfs|all|bench]
+# (bench: what only `make bench` needs on the host; `all` does not include it)
 # One "==>" line per step. Caches live in $RNVME_CACHE (~/.cache/rnvme-tcp).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -77,6 +78,18 @@ setup_kernel_src() {
 	rm -rf "$apt"
 }
 
+# make bench only: matplotlib for the plots (drawn on the host). The bench
+# kernel itself is built by scripts/bench.sh (build_bench_kernel).
+setup_bench() {
+	# Debian's python3 (/usr/bin), not whichever python3 comes first in PATH.
+	if /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then step "python3-matplotlib: present"; return; fi
+	step "python3-matplotlib: installing (make bench draws its plots with it)"
+	local sudo=; [ "$(id -u)" -eq 0 ] || sudo=sudo
+	logged "$RNVME_CACHE/logs/apt-update.log" $sudo apt-get update
+	logged "$RNVME_CACHE/logs/apt-install-bench.log" env DEBIAN_FRONTEND=noninteractive \
+		$sudo apt-get install -y --no-install-recommends python3-matplotlib
+}
+
 setup_kernel() { "$RNVME_ROOT/scripts/build-kernel.sh"; }
 setup_rootfs() { "$RNVME_ROOT/qemu/rootfs.sh"; }
 
@@ -88,6 +101,7 @@ toolchain) setup_toolchain ;;
 kernel-src) setup_kernel_src ;;
 kernel) setup_kernel ;;
 rootfs) setup_rootfs ;;
+bench) setup_bench ;;
 all) setup_deps; setup_toolchain; setup_kernel_src; setup_kernel; setup_rootfs ;;
 *) die "unknown step '$what'" ;;
 esac

@@ -116,6 +116,46 @@ check "build: a rustc/clippy warning fails" 1 'unused import' -- "$root/scripts/
 { cat "$tmp/build-clean"; echo 'error[E0308]: mismatched types'; } >"$tmp/build-err"
 check "build: a rustc error fails" 1 'E0308' -- "$root/scripts/build-warnings.sh" "$tmp/build-err"
 
+# --- the benchmark's figures (scripts/bench-record.py, scripts/bench-report.py) --
+# One fio job, snapshots before and after: per-I/O figures from the diffs.
+mkdir -p "$tmp/bench/snaps" "$tmp/bench2"
+cat >"$tmp/bench/fio.json" <<'EOF2'
+note: a line fio prints before its JSON
+{"jobs": [{"jobname": "randread-4k-qd32", "error": 0,
+  "read": {"io_bytes": 4096000, "iops": 1000.0, "bw": 4000, "total_ios": 1000, "clat_ns": {"mean": 32000.0}},
+  "write": {"io_bytes": 0, "iops": 0, "bw": 0, "total_ios": 0, "clat_ns": {"mean": 0}}}]}
+EOF2
+snap() {	# snap FILE USER SYSTEM READS RECVMSG RECV_BYTES
+	printf '== stat\ncpu  %s 0 %s 500 0 0 0 0 0 0\n== block\n %s 0 0 0 7 0 0 0 0 0 0\n== queues\n' "$2" "$3" "$4" >"$1"
+	printf 'nvme0 qid 0 cpu=any recvmsg_calls=999 read_sock_calls=0 recv_bytes=99999\n' >>"$1"
+	printf 'nvme0 qid 1 cpu=0 recvmsg_calls=%s read_sock_calls=0 recv_bytes=%s work_completions=3\n' "$5" "$6" >>"$1"
+	printf 'nvme1 qid 1 cpu=0 recvmsg_calls=5000 read_sock_calls=0\n' >>"$1"
+}
+snap "$tmp/bench/snaps/randread-4k-qd32.pre" 100 50 10 20 1000
+snap "$tmp/bench/snaps/randread-4k-qd32.post" 110 60 1210 2420 4916200
+brec() { python3 "$root/scripts/bench-record.py" --fio "$tmp/bench/fio.json" --snaps "$tmp/bench/snaps" --ctrl nvme0 \
+	--out "$tmp/bench/rec.jsonl" rep=1 driver=rust config=q1 variant=plain; }
+check "bench: receive calls per I/O from the controller's I/O queues only (2400 calls / 1200 I/Os)" 0 \
+	'recv_calls_per_io=2.0 ' -- brec
+check "bench: bytes per call when the module counts recv_bytes (4915200 / 2400)" 0 '"bytes_per_call": 2048.0' -- cat "$tmp/bench/rec.jsonl"
+check "bench: CPU time per I/O from /proc/stat busy jiffies (20 jiffies / 1200 I/Os)" 0 '"cpu_us_per_io": 166.67' -- cat "$tmp/bench/rec.jsonl"
+# Three repetitions of two drivers: ratios per repetition, median (min-max).
+for rep in 1 2 3; do
+	for d in c:1000 rust:$((1000 + rep * 100)) rust-rs:1000; do
+		printf '{"rep": %d, "driver": "%s", "config": "q1", "variant": "plain", "job": "randread-4k-qd32", "status": "ok", "iops": %d, "mib_s": 1, "lat_mean_us": 1, "ios": 10, "cpu_jiffies": 1, "cpu_us_per_io": 1, "counters": {}, "fio_ios": 10}\n' \
+			"$rep" "${d%%:*}" "${d#*:}"
+	done
+	printf '{"rep": %d, "driver": "rust-rs", "config": "q1", "variant": "tls", "job": "randread-4k-qd32", "status": "refused"}\n' "$rep"
+done >"$tmp/bench2/records.jsonl"
+echo '{"kind": "loopback", "mib_s": 900.0, "bytes": 1, "cpu_us_per_mib": 1}' >>"$tmp/bench2/records.jsonl"
+breport() { python3 "$root/scripts/bench-report.py" report "$tmp/bench2" --json "$tmp/bench2/r.json" --md "$tmp/bench2/r.md"; }
+check "bench: rust/c is the median of the per-repetition ratios, with min-max" 0 \
+	'^\| randread-4k-qd32 \| plain \| 1000 \| 1200 \| 1000 \| 1.200 \(1.100-1.300\) \| 1.000 \(1.000-1.000\) \| 1.200 \(1.100-1.300\)' -- breport
+check "bench: a TLS row with read_sock=1 refused says so" 0 '^\| randread-4k-qd32 \| tls \| - \| - \| refused \|' -- cat "$tmp/bench2/r.md"
+check "bench: the loopback ceiling is in the report" 0 '\*\*900 MiB/s\*\*' -- cat "$tmp/bench2/r.md"
+check "bench: check refuses records without their per-I/O figures and counters" 1 'recvmsg_calls=None' -- \
+	python3 "$root/scripts/bench-report.py" check "$tmp/bench2" --drivers "c rust rust-rs"
+
 echo "KTAP version 1"
 echo "1..$n"
 printf '%s\n' "${cases[@]}"
