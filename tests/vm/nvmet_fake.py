@@ -109,6 +109,7 @@ CASES = {
     "rsp-before-h2c": "write: the R2T and at once the success Response, before the H2CData (stored when it comes)",
     "r2t-gap": "write: the first R2T starts one block past offset 0 (a gap before it)",
     "rsp-after-partial-r2t": "write: an R2T for half the data, then a success Response once that half arrived",
+    "c2h-after-held-rsp": "write: the R2T, at once a success Response (held: the host still sends the data), then a C2HData for it",
     # ICResp cases, at the connect of queue --qid.
     "icresp-cpda": "icresp: cpda 1 (the host asked none: hpda 0, and supports cpda 0 only)",
     "icresp-hdgst-flip": "icresp: the header digest bit flipped from what the host asked",
@@ -144,7 +145,8 @@ for _k, (_t, _p, _what) in TLS_KINDS.items():
         CASES[f"tls-{_k}-{_pos}"] = f"read (TLS): {_what} {_where}"
     for _pos, _where in TLS_WRITE_POSITIONS.items():
         CASES[f"tls-{_k}-{_pos}"] = f"write (TLS): {_what} {_where}"
-R2T_CASES = {"r2t-beyond", "r2t-dup", "r2t-over-maxh2cdata", "rsp-before-h2c", "r2t-gap", "rsp-after-partial-r2t"}
+R2T_CASES = {"r2t-beyond", "r2t-dup", "r2t-over-maxh2cdata", "rsp-before-h2c", "r2t-gap", "rsp-after-partial-r2t",
+             "c2h-after-held-rsp"}
 INLINE_CASES = {"r2t-unsolicited"}
 ICRESP_CASES = {"icresp-cpda", "icresp-hdgst-flip", "icresp-ddgst-flip"}
 # ICResp maxh2cdata a case needs (else --maxh2cdata).
@@ -653,6 +655,12 @@ class Conn:
                 return self.send(self.r2t(cid, tt, 0, first) + self.rsp(cid))
             if case == "r2t-gap":
                 return self.send(self.r2t(cid, tt, LBA, first - LBA))
+            if case == "c2h-after-held-rsp":
+                # One send: the host's receive side takes all three in one pass, before its send
+                # side has sent the data the R2T asked for, so the Response is held and the
+                # C2HData comes after a completion.
+                self.t.say(f"c2h-after-held-rsp: cid {cid:#x}: r2t, success response, c2h data")
+                return self.send(self.r2t(cid, tt, 0, first) + self.rsp(cid) + self.c2h(cid, 0, bytes(LBA), F_LAST))
             if case == "rsp-after-partial-r2t":
                 half = max(LBA, nbytes // 2 // LBA * LBA)
                 self.writes[tt][4] = half
@@ -702,7 +710,7 @@ class Conn:
         self.t.mem[w[1]:w[1] + total] = w[2]
         if w[7]:
             self.t.say(f"{w[7]}: cid {cid:#x}: {total} bytes in {w[6]} H2CData of at most {self.t.maxh2cdata}, stored")
-        if w[7] == "rsp-before-h2c":
+        if w[7] in ("rsp-before-h2c", "c2h-after-held-rsp"):
             return  # its Response went out with the R2T
         self.send(self.rsp(cid))
 
