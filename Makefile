@@ -9,6 +9,7 @@
 #   make soak     fault soak: port flaps, connects, insmods, resets, netem
 #                 (FLAPS= CONNECTS= INSMODS= RESETS= NETEM_SECS= PHASES=)
 #   make fuzz     the VM fuzz test for DURATION s (default 600); SEED=, CASE= replay
+#   make hostile  every hostile-target case in every receive mode (CASES= some)
 
 SHELL := /bin/bash
 KERNEL_LLVM ?= -19
@@ -17,7 +18,7 @@ KDIR ?= $(shell bash -c '. scripts/lib.sh; kernel_dir')/build
 # (the set-up installs it); `make check` wants a build without warnings.
 CLIPPY ?= $(shell command -v clippy-driver >/dev/null 2>&1 && echo 1)
 
-.PHONY: all setup module check run bench soak fuzz test-host test-vm clean
+.PHONY: all setup module check run bench soak fuzz hostile test-host test-vm clean
 
 all: module
 
@@ -49,6 +50,9 @@ soak: module
 
 fuzz: module
 	DURATION=$(DURATION) SEED=$(SEED) CASE=$(CASE) bash scripts/fuzz.sh
+
+hostile: module
+	CASES="$(CASES)" bash scripts/hostile.sh
 
 clean:
 	-$(MAKE) -C "$(KDIR)" M="$(CURDIR)" LLVM=$(KERNEL_LLVM) clean 2>/dev/null
