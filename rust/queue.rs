@@ -185,6 +185,7 @@ impl Queue {
     /// Fails with `EBUSY` unless the queue is free.
     pub(crate) fn attach(&self, sock: TcpSocket, icresp: pdu::IcResp, capsule_len: u32, work_pushes: bool) -> Result {
         let recv = RecvSide::connected(icresp.digests)?;
+        self.stats.tls_no_pad.store(u64::from(sock.rx_no_pad()), Ordering::Relaxed);
         let mut phase = self.lock.lock();
         if *phase != Phase::Free {
             return Err(EBUSY);

@@ -36,6 +36,10 @@ pub(crate) struct QueueStats {
     /// test can tell a digest was really in use.
     pub(crate) hdr_digest: AtomicU64,
     pub(crate) data_digest: AtomicU64,
+    /// kTLS expects no padding on this connection's records
+    /// (`TLS_RX_EXPECT_NO_PAD`, 0 or 1): data records that fit in a
+    /// receive into the request decrypt in place.
+    pub(crate) tls_no_pad: AtomicU64,
     /// TLS NewSessionTickets the record-type policy consumed.
     pub(crate) tls_tickets: AtomicU64,
     /// io_work runs that found a poller receiving and left it the socket.
@@ -63,7 +67,7 @@ impl fmt::Display for QueueStats {
             f,
             "hdgst={} ddgst={} work_passes={} work_completions={} polls={} poll_completions={} \
              recvmsg_calls={} read_sock_calls={} recv_bytes={} stage_fills={} stage_pdus={} stage_payload={} \
-             tls_tickets={} work_recv_deferred={} poll_kicks={}",
+             tls_no_pad={} tls_tickets={} work_recv_deferred={} poll_kicks={}",
             self.hdr_digest.load(Ordering::Relaxed),
             self.data_digest.load(Ordering::Relaxed),
             self.work_passes.load(Ordering::Relaxed),
@@ -76,6 +80,7 @@ impl fmt::Display for QueueStats {
             self.stage_fills.load(Ordering::Relaxed),
             self.stage_pdus.load(Ordering::Relaxed),
             self.stage_payload.load(Ordering::Relaxed),
+            self.tls_no_pad.load(Ordering::Relaxed),
             self.tls_tickets.load(Ordering::Relaxed),
             self.work_recv_deferred.load(Ordering::Relaxed),
             self.poll_kicks.load(Ordering::Relaxed),
