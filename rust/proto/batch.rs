@@ -43,6 +43,15 @@ pub trait StageIo: QueueIo {
     /// pages), as `recv_data` would have. All of them, or `Err(errno)`
     /// (no room in the request): the queue stops.
     fn copy_data(&mut self, bytes: &[u8]) -> Result<(), i32>;
+    /// Whether a fill shorter than the staging buffer means the socket
+    /// held nothing more at that moment, so the pass may end as drained
+    /// without the receive that would say `-EAGAIN` (true for a TCP
+    /// socket, whose `data_ready` queues io_work for anything that arrives
+    /// later; not for kTLS, which ends a receive where the record type
+    /// changes with more queued).
+    fn short_fill_drains(&self) -> bool {
+        false
+    }
 }
 
 /// Counts of what the staging buffer carried, since they were last taken.
@@ -74,6 +83,11 @@ impl<B: DerefMut<Target = [u8]>> Staging<B> {
     /// Whether there is a buffer to batch into.
     pub fn enabled(&self) -> bool {
         !self.buf.is_empty()
+    }
+
+    /// The buffer's size.
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
     }
 
     /// Bytes received into the buffer and not fed to the machine yet.
@@ -168,8 +182,12 @@ pub fn recv_pass_batched<I: StageIo, B: DerefMut<Target = [u8]>>(
     let mut completions = 0u32;
     let budget = io.pass_budget();
     let mut taken = 0usize;
+    let mut short = false;
     loop {
         completions += s.feed(m, io)?;
+        if short {
+            return Ok(PassEnd { completions, drained: true });
+        }
         if taken >= budget {
             return Ok(PassEnd { completions, drained: false });
         }
@@ -190,6 +208,7 @@ pub fn recv_pass_batched<I: StageIo, B: DerefMut<Target = [u8]>>(
             Err(e) => return Err(RecvError::Socket(e)),
         };
         if staged {
+            short = n < s.capacity() && io.short_fill_drains();
             s.filled(n)?;
             continue;
         }

@@ -615,6 +615,10 @@ impl StageIo for Host {
     fn copy_data(&mut self, bytes: &[u8]) -> Result<(), i32> {
         self.place(bytes)
     }
+    // Both ways, by the staging size: passes may end on a short fill.
+    fn short_fill_drains(&self) -> bool {
+        self.stage % 2 == 1
+    }
 }
 
 impl Host {

@@ -45,6 +45,8 @@ struct Scripted {
     budget: usize,
     /// Receives the queue made (socket calls, `-EAGAIN` included).
     calls: usize,
+    /// `StageIo::short_fill_drains`.
+    short_drains: bool,
 }
 
 impl Scripted {
@@ -62,6 +64,7 @@ impl Scripted {
             log: Vec::new(),
             budget: usize::MAX,
             calls: 0,
+            short_drains: false,
         }
     }
 
@@ -164,6 +167,9 @@ impl Scripted {
 impl StageIo for Scripted {
     fn copy_data(&mut self, bytes: &[u8]) -> Result<(), i32> {
         self.place(bytes)
+    }
+    fn short_fill_drains(&self) -> bool {
+        self.short_drains
     }
 }
 
@@ -559,6 +565,33 @@ fn a_burst_of_responses_is_one_receive() {
     assert_eq!(batched.calls, 2);
     assert_eq!(counts, StageCounts { fills: 1, pdus: 32, payload: 0 });
     assert_eq!(batched.log, plain.log);
+    // A TCP socket: the short fill ends the pass, no -EAGAIN receive.
+    let mut short = Scripted::new(batched.stream.clone(), vec![], &reqs);
+    short.short_drains = true;
+    let (done, _) = run_batched(&mut short, d, 1024).unwrap_or_default();
+    assert_eq!((done, short.calls), (32, 1));
+    assert_eq!(short.log, plain.log);
+}
+
+/// With short fills ending passes, every split still gives the same log
+/// (the next pass goes on where the last one ended).
+#[test]
+fn short_fills_end_passes_and_change_nothing() {
+    for d in ALL {
+        let (stream, reqs) = workload(d);
+        let mut whole = Scripted::new(stream.clone(), vec![], &reqs);
+        let want = expected_log(&mut whole, d);
+        for size in [1, 24, 100, 1024, 9000] {
+            let mut rng = Lcg(size as u64 + 99);
+            for _ in 0..30 {
+                let sched = (0..200).map(|_| if rng.next() % 7 == 0 { None } else { Some((rng.next() % 300) as usize) }).collect();
+                let mut s = Scripted::new(stream.clone(), sched, &reqs);
+                s.short_drains = true;
+                assert_eq!(run_batched(&mut s, d, size).map(|r| r.0), Ok(4), "{d:?} size {size}");
+                assert_eq!(s.log, want, "{d:?} size {size}");
+            }
+        }
+    }
 }
 
 /// Payload in the staging buffer is copied into the request; the rest of

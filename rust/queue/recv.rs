@@ -538,6 +538,13 @@ impl StageIo for RecvCtx<'_> {
         f.data_recvd += bytes.len() as u32;
         Ok(())
     }
+
+    fn short_fill_drains(&self) -> bool {
+        // TCP: a short recvmsg found the receive queue and backlog empty,
+        // and data_ready queues io_work for whatever comes next. kTLS
+        // stops at a record-type change with more queued.
+        !self.queue.is_tls()
+    }
 }
 
 impl Queue {
