@@ -184,6 +184,8 @@ impl Queue {
     /// the command capsule size the controller accepts on this queue.
     /// Fails with `EBUSY` unless the queue is free.
     pub(crate) fn attach(&self, sock: TcpSocket, icresp: pdu::IcResp, capsule_len: u32, work_pushes: bool) -> Result {
+        let recv = RecvSide::connected(icresp.digests)?;
+        self.stats.tls_no_pad.store(u64::from(sock.rx_no_pad()), Ordering::Relaxed);
         let mut phase = self.lock.lock();
         if *phase != Phase::Free {
             return Err(EBUSY);
@@ -194,7 +196,7 @@ impl Queue {
         unsafe {
             *self.conf.get() = QueueConf { sock: Some(sock), maxh2cdata: icresp.maxh2cdata, work_pushes };
             *self.send.get() = SendSide::new();
-            *self.recv.get() = RecvSide::new(icresp.digests);
+            *self.recv.get() = recv;
         }
         self.digests.store(digests_bits(icresp.digests), Ordering::Relaxed);
         self.capsule_len.store(capsule_len, Ordering::Relaxed);

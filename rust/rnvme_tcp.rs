@@ -28,6 +28,10 @@ module! {
             default: false,
             description: "io_work receives with read_sock() instead of sock_recvmsg(), through the same receive machine (for the A/B benchmark; applies to controllers created after loading)",
         },
+        recv_batch: u32 {
+            default: 1024,
+            description: "batched header receive: bytes of the per-queue staging buffer one recvmsg at a PDU header fills (0: one recvmsg per header; at most 65536; applies to queues connected after it is set)",
+        },
         tls_handshake_timeout: u32 {
             default: 10,
             description: "nvme TLS handshake timeout in seconds (default 10)",

@@ -22,10 +22,24 @@ pub(crate) struct QueueStats {
     pub(crate) recvmsg_calls: AtomicU64,
     /// `read_sock()` calls, from io_work (`read_sock=1`) or pollers (push).
     pub(crate) read_sock_calls: AtomicU64,
+    /// Bytes every socket receive call returned (`sock_recvmsg()` and
+    /// `read_sock()`), so `recv_bytes / (recvmsg_calls + read_sock_calls)`
+    /// is the bytes per call.
+    pub(crate) recv_bytes: AtomicU64,
+    /// Batched header receive (`recv_batch`): receives that filled the
+    /// staging buffer, PDU headers parsed from it, and C2HData payload
+    /// bytes copied from it into requests. Only that path moves them.
+    pub(crate) stage_fills: AtomicU64,
+    pub(crate) stage_pdus: AtomicU64,
+    pub(crate) stage_payload: AtomicU64,
     /// Digests ICResp negotiated for the current connection (0 or 1), so a
     /// test can tell a digest was really in use.
     pub(crate) hdr_digest: AtomicU64,
     pub(crate) data_digest: AtomicU64,
+    /// kTLS expects no padding on this connection's records
+    /// (`TLS_RX_EXPECT_NO_PAD`, 0 or 1): data records that fit in a
+    /// receive into the request decrypt in place.
+    pub(crate) tls_no_pad: AtomicU64,
     /// TLS NewSessionTickets the record-type policy consumed.
     pub(crate) tls_tickets: AtomicU64,
     /// TLS records that `read_sock()` refused (not data) and io_work
@@ -55,7 +69,8 @@ impl fmt::Display for QueueStats {
         write!(
             f,
             "hdgst={} ddgst={} work_passes={} work_completions={} polls={} poll_completions={} \
-             recvmsg_calls={} read_sock_calls={} tls_tickets={} tls_handoffs={} work_recv_deferred={} poll_kicks={}",
+             recvmsg_calls={} read_sock_calls={} recv_bytes={} stage_fills={} stage_pdus={} stage_payload={} \
+             tls_no_pad={} tls_tickets={} tls_handoffs={} work_recv_deferred={} poll_kicks={}",
             self.hdr_digest.load(Ordering::Relaxed),
             self.data_digest.load(Ordering::Relaxed),
             self.work_passes.load(Ordering::Relaxed),
@@ -64,6 +79,11 @@ impl fmt::Display for QueueStats {
             self.poll_completions.load(Ordering::Relaxed),
             self.recvmsg_calls.load(Ordering::Relaxed),
             self.read_sock_calls.load(Ordering::Relaxed),
+            self.recv_bytes.load(Ordering::Relaxed),
+            self.stage_fills.load(Ordering::Relaxed),
+            self.stage_pdus.load(Ordering::Relaxed),
+            self.stage_payload.load(Ordering::Relaxed),
+            self.tls_no_pad.load(Ordering::Relaxed),
             self.tls_tickets.load(Ordering::Relaxed),
             self.tls_handoffs.load(Ordering::Relaxed),
             self.work_recv_deferred.load(Ordering::Relaxed),

@@ -53,6 +53,7 @@ if [ $net = 1 ]; then
 	--allowlist-function 'sk_set_memalloc'
 	--allowlist-function 'sk_net_refcnt_upgrade'
 	--allowlist-function 'sock_setsockopt'
+	--allowlist-function 'do_sock_setsockopt'
 	--allowlist-function 'dev_get_by_name_rcu'
 	--allowlist-function 'lock_sock_nested'
 	--allowlist-function 'release_sock'

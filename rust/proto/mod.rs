@@ -5,6 +5,7 @@
 //! `cargo test` (see `crate.rs`). Everything a target sends is parsed and
 //! checked here before the kernel side acts on it.
 
+pub mod batch;
 pub mod completion;
 pub mod crc;
 pub mod errno;

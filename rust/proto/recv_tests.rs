@@ -4,6 +4,7 @@
 //! the queue without touching a request it does not name.
 
 use super::*;
+use crate::proto::batch::{recv_pass_batched, StageCounts, StageIo, Staging};
 use crate::proto::crc::SoftCrc32c;
 use crate::proto::pdu::{build, check_c2h_range, Cqe, Digests, ProtoError};
 use std::collections::BTreeMap;
@@ -42,6 +43,10 @@ struct Scripted {
     current: Option<u16>,
     log: Vec<Done>,
     budget: usize,
+    /// Receives the queue made (socket calls, `-EAGAIN` included).
+    calls: usize,
+    /// `StageIo::short_fill_drains`.
+    short_drains: bool,
 }
 
 impl Scripted {
@@ -58,11 +63,14 @@ impl Scripted {
             current: None,
             log: Vec::new(),
             budget: usize::MAX,
+            calls: 0,
+            short_drains: false,
         }
     }
 
     /// How many bytes the next receive may return, or EAGAIN.
     fn allowance(&mut self, want: usize) -> Result<usize, i32> {
+        self.calls += 1;
         let left = self.stream.len() - self.pos;
         if left == 0 {
             return Err(errno::EAGAIN);
@@ -97,15 +105,11 @@ impl QueueIo for Scripted {
 
     fn recv_data(&mut self, len: usize, crc: Option<&mut u32>) -> Result<usize, i32> {
         let n = self.allowance(len)?;
-        let cid = self.current.ok_or(errno::EINVAL)?;
-        let req = self.reqs.get_mut(&cid).ok_or(errno::EINVAL)?;
-        let at = req.received as usize;
-        let bytes = &self.stream[self.pos..self.pos + n];
-        req.data[at..at + n].copy_from_slice(bytes);
+        let bytes = self.stream[self.pos..self.pos + n].to_vec();
+        self.place(&bytes)?;
         if let Some(c) = crc {
-            *c = SoftCrc32c.update(*c, bytes);
+            *c = SoftCrc32c.update(*c, &bytes);
         }
-        req.received += n as u32;
         self.pos += n;
         Ok(n)
     }
@@ -144,6 +148,28 @@ impl QueueIo for Scripted {
 
     fn pass_budget(&self) -> usize {
         self.budget
+    }
+}
+
+impl Scripted {
+    /// Payload into the data phase's request; `EIO` past its buffer.
+    fn place(&mut self, bytes: &[u8]) -> Result<(), i32> {
+        let cid = self.current.ok_or(errno::EINVAL)?;
+        let req = self.reqs.get_mut(&cid).ok_or(errno::EINVAL)?;
+        let at = req.received as usize;
+        let dst = req.data.get_mut(at..at + bytes.len()).ok_or(errno::EIO)?;
+        dst.copy_from_slice(bytes);
+        req.received += bytes.len() as u32;
+        Ok(())
+    }
+}
+
+impl StageIo for Scripted {
+    fn copy_data(&mut self, bytes: &[u8]) -> Result<(), i32> {
+        self.place(bytes)
+    }
+    fn short_fill_drains(&self) -> bool {
+        self.short_drains
     }
 }
 
@@ -464,6 +490,210 @@ fn random_streams_never_panic() {
         let mut m = RecvMachine::new(d);
         for _ in 0..200 {
             if recv_pass(&mut m, &mut s).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Batched header receive (`proto::batch`).
+
+/// Runs batched passes with a staging buffer of `size` bytes until the
+/// stream is consumed or a pass fails; every pass must end with nothing
+/// staged. Returns the completions and what the buffer carried.
+fn run_batched(s: &mut Scripted, d: Digests, size: usize) -> Result<(u32, StageCounts), RecvError> {
+    let mut m = RecvMachine::new(d);
+    let mut st = Staging::new(vec![0u8; size]);
+    let mut completions = 0;
+    let mut counts = StageCounts::default();
+    for _ in 0..1_000_000 {
+        let end = recv_pass_batched(&mut m, &mut st, s)?;
+        assert_eq!(st.pending(), 0, "a pass ended with bytes staged");
+        let c = st.take_counts();
+        counts.fills += c.fills;
+        counts.pdus += c.pdus;
+        counts.payload += c.payload;
+        completions += end.completions;
+        if s.pos == s.stream.len() && end.drained {
+            assert_eq!(m.state(), RecvState::Header { got: 0 }, "stream ended mid-PDU");
+            return Ok((completions, counts));
+        }
+    }
+    Err(RecvError::Socket(0))
+}
+
+#[test]
+fn batched_receive_gives_the_same_log_in_every_split() {
+    for d in ALL {
+        let (stream, reqs) = workload(d);
+        let mut whole = Scripted::new(stream.clone(), vec![], &reqs);
+        let want = expected_log(&mut whole, d);
+        for size in [1, 7, 24, 28, 29, 100, 512, 1024, 4096, 9000] {
+            let mut s = Scripted::new(stream.clone(), vec![], &reqs);
+            assert_eq!(run_batched(&mut s, d, size).map(|r| r.0), Ok(4), "{d:?} size {size}");
+            assert_eq!(s.log, want, "{d:?} size {size}");
+            let mut rng = Lcg(size as u64);
+            for _ in 0..50 {
+                let sched = (0..200).map(|_| if rng.next() % 7 == 0 { None } else { Some((rng.next() % 60) as usize) }).collect();
+                let mut s = Scripted::new(stream.clone(), sched, &reqs);
+                assert_eq!(run_batched(&mut s, d, size).map(|r| r.0), Ok(4), "{d:?} size {size}");
+                assert_eq!(s.log, want, "{d:?} size {size}");
+            }
+        }
+    }
+}
+
+/// A burst of responses is one receive (plus the final `-EAGAIN`) where
+/// the unbatched pass makes one per response.
+#[test]
+fn a_burst_of_responses_is_one_receive() {
+    let d = Digests::default();
+    let c = SoftCrc32c;
+    let mut stream = Vec::new();
+    let mut reqs = Vec::new();
+    for cid in 0..32u16 {
+        stream.extend(build::rsp(&Cqe { result: 0, sq_head: 1, sq_id: 1, command_id: cid, status: 0 }, d, &c));
+        reqs.push((cid, 0));
+    }
+    let mut plain = Scripted::new(stream.clone(), vec![], &reqs);
+    assert_eq!(run(&mut plain, d), Ok(32));
+    assert_eq!(plain.calls, 33);
+    let mut batched = Scripted::new(stream, vec![], &reqs);
+    let (done, counts) = run_batched(&mut batched, d, 1024).unwrap_or_default();
+    assert_eq!(done, 32);
+    assert_eq!(batched.calls, 2);
+    assert_eq!(counts, StageCounts { fills: 1, pdus: 32, payload: 0 });
+    assert_eq!(batched.log, plain.log);
+    // A TCP socket: the short fill ends the pass, no -EAGAIN receive.
+    let mut short = Scripted::new(batched.stream.clone(), vec![], &reqs);
+    short.short_drains = true;
+    let (done, _) = run_batched(&mut short, d, 1024).unwrap_or_default();
+    assert_eq!((done, short.calls), (32, 1));
+    assert_eq!(short.log, plain.log);
+}
+
+/// With short fills ending passes, every split still gives the same log
+/// (the next pass goes on where the last one ended).
+#[test]
+fn short_fills_end_passes_and_change_nothing() {
+    for d in ALL {
+        let (stream, reqs) = workload(d);
+        let mut whole = Scripted::new(stream.clone(), vec![], &reqs);
+        let want = expected_log(&mut whole, d);
+        for size in [1, 24, 100, 1024, 9000] {
+            let mut rng = Lcg(size as u64 + 99);
+            for _ in 0..30 {
+                let sched = (0..200).map(|_| if rng.next() % 7 == 0 { None } else { Some((rng.next() % 300) as usize) }).collect();
+                let mut s = Scripted::new(stream.clone(), sched, &reqs);
+                s.short_drains = true;
+                assert_eq!(run_batched(&mut s, d, size).map(|r| r.0), Ok(4), "{d:?} size {size}");
+                assert_eq!(s.log, want, "{d:?} size {size}");
+            }
+        }
+    }
+}
+
+/// Payload in the staging buffer is copied into the request; the rest of
+/// a long payload goes straight into it, never through the buffer.
+#[test]
+fn long_payloads_bypass_the_staging_buffer() {
+    for d in ALL {
+        let c = SoftCrc32c;
+        let p = payload(65536, 9);
+        let mut stream = build::c2h_data(7, 0, &p, true, true, d, &c);
+        stream.extend(build::rsp(&Cqe { result: 0, sq_head: 1, sq_id: 1, command_id: 8, status: 0 }, d, &c));
+        let mut s = Scripted::new(stream, vec![], &[(7, 65536), (8, 0)]);
+        let (done, counts) = run_batched(&mut s, d, 512).unwrap_or_default();
+        assert_eq!(done, 2);
+        assert!(counts.payload < 512, "{counts:?}");
+        assert_eq!(s.log[0], Done::Data { cid: 7, data: p.clone(), transfer_error: false });
+    }
+}
+
+/// A data digest that does not match what was copied from the staging
+/// buffer fails the command with a transfer error, and only it.
+#[test]
+fn staged_payload_is_covered_by_the_data_digest() {
+    let d = Digests { header: false, data: true };
+    let c = SoftCrc32c;
+    let p = payload(100, 4);
+    let mut stream = build::c2h_data(1, 0, &p, true, true, d, &c);
+    // Corrupt one payload byte (the digest stays the original's).
+    stream[24 + 50] ^= 0x10;
+    stream.extend(build::c2h_data(2, 0, &p, true, true, d, &c));
+    let mut s = Scripted::new(stream, vec![], &[(1, 100), (2, 100)]);
+    let (done, counts) = run_batched(&mut s, d, 4096).unwrap_or_default();
+    assert_eq!(done, 2);
+    assert_eq!(counts.payload, 200);
+    assert!(matches!(&s.log[0], Done::Data { cid: 1, transfer_error: true, .. }), "{:?}", s.log[0]);
+    assert_eq!(s.log[1], Done::Data { cid: 2, data: p, transfer_error: false });
+}
+
+/// A bad header in the middle of a fill stops the queue there: nothing
+/// after it is handed to the queue, though it was received.
+#[test]
+fn a_bad_header_in_a_fill_stops_there() {
+    let d = Digests { header: true, data: false };
+    let c = SoftCrc32c;
+    let cqe = |cid| Cqe { result: 0, sq_head: 1, sq_id: 1, command_id: cid, status: 0 };
+    let mut stream = build::rsp(&cqe(1), d, &c);
+    let mut bad = build::rsp(&cqe(2), d, &c);
+    bad[10] ^= 1; // header digest mismatch
+    stream.extend(bad);
+    stream.extend(build::rsp(&cqe(3), d, &c));
+    let mut s = Scripted::new(stream, vec![], &[(1, 0), (2, 0), (3, 0)]);
+    let mut m = RecvMachine::new(d);
+    let mut st = Staging::new(vec![0u8; 1024]);
+    assert!(matches!(recv_pass_batched(&mut m, &mut st, &mut s), Err(RecvError::Proto(_))));
+    assert_eq!(s.log, vec![Done::Rsp { cid: 1, status: 0, result: 0 }]);
+}
+
+/// C2HData past the request's buffer is refused before a staged byte is
+/// copied (the same range check as unbatched).
+#[test]
+fn staged_payload_out_of_range_is_refused() {
+    let d = Digests::default();
+    let c = SoftCrc32c;
+    let stream = build::c2h_data(1, 0, &payload(200, 1), true, true, d, &c);
+    let mut s = Scripted::new(stream, vec![], &[(1, 100)]);
+    let mut m = RecvMachine::new(d);
+    let mut st = Staging::new(vec![0u8; 1024]);
+    assert_eq!(recv_pass_batched(&mut m, &mut st, &mut s), Err(RecvError::Rejected(errno::EPROTO)));
+    assert!(s.reqs[&1].received == 0);
+}
+
+/// The byte budget holds with batching, and a pass never ends with bytes
+/// staged: the next pass (or a `read_sock()` push) starts where the
+/// machine is.
+#[test]
+fn batched_passes_end_on_their_budget_with_nothing_staged() {
+    let d = Digests::default();
+    let (stream, reqs) = workload(d);
+    let mut s = Scripted::new(stream, vec![], &reqs);
+    s.budget = 100;
+    assert_eq!(run_batched(&mut s, d, 64).map(|r| r.0), Ok(4));
+}
+
+/// Random bytes through the batched pass never panic.
+#[test]
+fn random_streams_never_panic_batched() {
+    let mut rng = Lcg(7);
+    for round in 0..2000 {
+        let d = ALL[round % 4];
+        let len = (rng.next() % 300) as usize;
+        let mut v: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        if len >= 8 && rng.next() % 2 == 0 {
+            v[0] = [3u8, 5, 7, 9][(rng.next() % 4) as usize];
+            v[2] = 24;
+            v[3] = d.recv_hdr_len() as u8;
+        }
+        let sched: Vec<Option<usize>> = (0..50).map(|_| if rng.next() % 5 == 0 { None } else { Some((rng.next() % 40) as usize) }).collect();
+        let mut s = Scripted::new(v, sched, &[(0, 64), (1, 0), (0x300, 4096)]);
+        let mut m = RecvMachine::new(d);
+        let mut st = Staging::new(vec![0u8; 1 + (rng.next() % 200) as usize]);
+        for _ in 0..200 {
+            if recv_pass_batched(&mut m, &mut st, &mut s).is_err() {
                 break;
             }
         }

@@ -33,9 +33,11 @@
 //! that record is handed to the same recvmsg receive, then `read_sock()`
 //! goes on.
 
+use crate::proto::batch::{StageIo, Staging};
 use crate::proto::errno;
 use crate::proto::recv::{PassEnd, QueueIo, RecvError, RecvMachine, Want};
 use core::fmt;
+use core::ops::DerefMut;
 
 /// TLS content types (RFC 8446 `ContentType`, `include/net/tls_prot.h`).
 pub mod content {
@@ -647,6 +649,90 @@ pub fn push_pass_tls<I: TlsPushIo>(m: &mut RecvMachine, t: &mut TlsRx, io: &mut 
                     return Err(RecvError::Socket(errno::EINVAL));
                 }
                 taken = taken.saturating_add(n);
+            }
+        }
+    }
+}
+
+/// [`recv_pass_tls`] with batched header receive
+/// ([`crate::proto::batch`]): every receive at a header or digest fills
+/// `s`. kTLS ends a `recvmsg` where the record type changes, so a fill is
+/// all data, fed to the machine, or all of one record that is not data,
+/// which goes to the record-type policy as in [`recv_pass_tls`] and is
+/// never parsed as PDUs. Payload beyond what a fill carried is received
+/// into the request's pages as in [`recv_pass_tls`] (rewound if it turns
+/// out not to be data).
+pub fn recv_pass_tls_batched<I: TlsQueueIo + StageIo, B: DerefMut<Target = [u8]>>(
+    m: &mut RecvMachine,
+    t: &mut TlsRx,
+    s: &mut Staging<B>,
+    io: &mut I,
+) -> Result<PassEnd, RecvError> {
+    let mut completions = 0u32;
+    let budget = io.pass_budget();
+    let mut taken = 0usize;
+    loop {
+        completions += s.feed(m, io)?;
+        if taken >= budget {
+            return Ok(PassEnd { completions, drained: false });
+        }
+        if t.record.is_some() {
+            let got = match io.recv_buf_tls(&mut t.buf) {
+                Ok(g) if g.n == 0 => return Err(RecvError::Proto(crate::proto::pdu::ProtoError::ConnectionClosed)),
+                Ok(g) => g,
+                Err(e) if e == errno::EAGAIN => return Ok(PassEnd { completions, drained: true }),
+                Err(e) => return Err(socket_error(e)),
+            };
+            taken = taken.saturating_add(got.n);
+            if got.record_type == content::DATA {
+                let stop = TlsStop { control: Control::BoundaryLost, action: policy(Control::BoundaryLost) };
+                return Err(RecvError::Tls(stop));
+            }
+            let bytes = t.buf.get(..got.n).ok_or(RecvError::Internal(errno::EINVAL))?;
+            control_bytes(&mut t.record, got, io, &mut |rec, _| rec.feed(bytes))?;
+            continue;
+        }
+        let direct = match m.want() {
+            Want::Payload { len, .. } if !s.takes_tail(len) => Some(len),
+            _ => None,
+        };
+        let Some(len) = direct else {
+            let buf = s.space();
+            match io.recv_buf_tls(buf) {
+                Ok(g) if g.n == 0 => return Err(RecvError::Proto(crate::proto::pdu::ProtoError::ConnectionClosed)),
+                Ok(g) if g.record_type != content::DATA => {
+                    // Never PDUs: the policy's, and the buffer stays empty.
+                    let bytes = buf.get(..g.n).ok_or(RecvError::Internal(errno::EINVAL))?;
+                    control_bytes(&mut t.record, g, io, &mut |rec, _| rec.feed(bytes))?;
+                    taken = taken.saturating_add(g.n);
+                }
+                Ok(g) => {
+                    taken = taken.saturating_add(g.n);
+                    s.filled(g.n)?;
+                }
+                Err(e) if e == errno::EAGAIN => return Ok(PassEnd { completions, drained: true }),
+                Err(e) => return Err(socket_error(e)),
+            }
+            continue;
+        };
+        let g = match io.recv_data_tls(len) {
+            Ok(g) if g.n == 0 => return Err(RecvError::Proto(crate::proto::pdu::ProtoError::ConnectionClosed)),
+            Ok(g) => g,
+            Err(e) if e == errno::EAGAIN => return Ok(PassEnd { completions, drained: true }),
+            Err(e) => return Err(socket_error(e)),
+        };
+        taken = taken.saturating_add(g.n);
+        if data_phase_bytes(g.record_type) == PhaseBytes::Rewind {
+            control_bytes(&mut t.record, g, io, &mut |rec, io| io.rewind_data(g.n, &mut |b| rec.feed(b)))?;
+            continue;
+        }
+        let crc = m.data_crc();
+        io.commit_data(g.n, crc);
+        if let Some(ev) = m.advance(g.n, io.crc())? {
+            match io.event(ev) {
+                Ok(true) => completions += 1,
+                Ok(false) => {}
+                Err(e) => return Err(RecvError::Rejected(e)),
             }
         }
     }

@@ -5,6 +5,7 @@
 //! ([`QueueIo`], [`TlsQueueIo`]).
 
 use super::{Queue, Rq};
+use crate::proto::batch::{self, StageIo, Staging};
 use crate::proto::completion::{self, Completion};
 use crate::proto::errno;
 use crate::proto::pdu::{self, Digests, ProtoError};
@@ -53,11 +54,26 @@ pub(super) struct RecvSide {
     data: RecvData,
     /// TLS: a record that is not data being read, and its buffer.
     tls: TlsRx,
+    /// Batched header receive: the staging buffer a pull pass fills at a
+    /// header boundary (`proto::batch`); empty when `recv_batch=0`.
+    stage: Staging<KVec<u8>>,
 }
 
+/// The largest staging buffer `recv_batch` may ask for.
+const RECV_BATCH_MAX: usize = 65536;
+
 impl RecvSide {
+    /// The receive side of a new connection, with a staging buffer of
+    /// `recv_batch` bytes (none when it is 0).
+    pub(super) fn connected(digests: Digests) -> Result<Self> {
+        let size = (crate::module_parameters::recv_batch.value() as usize).min(RECV_BATCH_MAX);
+        let buf = KVec::from_elem(0u8, size, GFP_KERNEL)?;
+        Ok(Self { stage: Staging::new(buf), ..Self::new(digests) })
+    }
+
     pub(super) fn new(digests: Digests) -> Self {
         Self {
+            stage: Staging::new(KVec::new()),
             machine: RecvMachine::new(digests),
             data: RecvData {
                 data_req: None,
@@ -241,6 +257,9 @@ impl Queue {
         // SAFETY: `ctx_ptr` points to `ctx`, alive for the call;
         // `push_actor` only runs inside it, with this type of context.
         let r = unsafe { sock.read_sock(may_sleep, ctx_ptr.cast(), push_actor) };
+        if let Ok(n) = usize::try_from(r) {
+            QueueStats::add(&self.stats.recv_bytes, n as u64);
+        }
         (r, core::mem::replace(&mut ctx.data.push_result, Ok(0)))
     }
 
@@ -250,7 +269,7 @@ impl Queue {
     /// recvmsg receive with the control message, then `read_sock()` goes
     /// on. Only io_work: both sleep (lock_sock, kTLS's reader lock).
     fn push_pass_tls(&self, g: RecvGuard<'_>) -> Result<recv::PassEnd, RecvError> {
-        let RecvSide { machine, data, tls } = &mut *g.side;
+        let RecvSide { machine, data, tls, .. } = &mut *g.side;
         tlsproto::push_pass_tls(machine, tls, &mut RecvCtx { queue: self, data })
     }
 
@@ -331,9 +350,35 @@ impl Queue {
     }
 }
 
+/// A pull pass with batched header receive (`proto::batch`), when the
+/// queue has a staging buffer and the pass pulls with recvmsg; `None`
+/// otherwise (pushes from `read_sock()` and `recv_batch=0` run unbatched).
+/// The pass never ends with bytes staged, so a push that follows starts
+/// where the machine is.
+fn run_batched_pass(q: &Queue, side: &mut RecvSide) -> Option<Result<recv::PassEnd, RecvError>> {
+    let RecvSide { machine, data, tls, stage } = side;
+    if !stage.enabled() || !matches!(data.source, RecvSource::Socket) {
+        return None;
+    }
+    let mut ctx = RecvCtx { queue: q, data };
+    let r = if q.is_tls() {
+        tlsproto::recv_pass_tls_batched(machine, tls, stage, &mut ctx)
+    } else {
+        batch::recv_pass_batched(machine, stage, &mut ctx)
+    };
+    let c = stage.take_counts();
+    QueueStats::add(&q.stats.stage_fills, c.fills);
+    QueueStats::add(&q.stats.stage_pdus, c.pdus);
+    QueueStats::add(&q.stats.stage_payload, c.payload);
+    Some(r)
+}
+
 /// Runs the receive machine of `q` over its current source.
 fn run_pass(q: &Queue, side: &mut RecvSide) -> Result<recv::PassEnd, RecvError> {
-    let RecvSide { machine, data, tls } = side;
+    if let Some(r) = run_batched_pass(q, side) {
+        return r;
+    }
+    let RecvSide { machine, data, tls, .. } = side;
     // TLS queues pull with recvmsg, so every record's type is seen (with
     // read_sock=1 io_work pushes data records and hands any other record
     // to this pass: `Queue::push_pass_tls`; pollers never push on them).
@@ -386,7 +431,9 @@ impl QueueIo for RecvCtx<'_> {
         let r = match &mut self.data.source {
             RecvSource::Socket => {
                 QueueStats::add(&self.queue.stats.recvmsg_calls, 1);
-                self.queue.sock()?.recv(buf, kb::MSG_DONTWAIT as c_int)
+                let r = self.queue.sock()?.recv(buf, kb::MSG_DONTWAIT as c_int);
+                self.queue.count_recv_bytes(&r);
+                r
             }
             RecvSource::Skb(src) => src.copy_to(buf),
         };
@@ -405,7 +452,9 @@ impl QueueIo for RecvCtx<'_> {
             RecvSource::Socket => {
                 let sock = q.sock().map_err(|e| -e)?;
                 QueueStats::add(&q.stats.recvmsg_calls, 1);
-                phase.recv(&mut f.data, sock, len, crc)
+                let r = phase.recv(&mut f.data, sock, len, crc);
+                q.count_recv_bytes(&r);
+                r
             }
             RecvSource::Skb(src) => phase.copy_from(&mut f.data, src, len, crc),
         };
@@ -502,10 +551,41 @@ impl QueueIo for RecvCtx<'_> {
     }
 }
 
+impl StageIo for RecvCtx<'_> {
+    fn copy_data(&mut self, bytes: &[u8]) -> Result<(), i32> {
+        let q = self.queue;
+        let (req, f, phase) = self.data.phase_req()?;
+        if phase.copy_in(&mut f.data, bytes).is_err() {
+            dev_err!(q.dev(), "queue {}: no space in request {:#x}\n", q.qid, req.submit().command_id());
+            return Err(errno::EIO);
+        }
+        f.data_recvd += bytes.len() as u32;
+        Ok(())
+    }
+
+    fn short_fill_drains(&self) -> bool {
+        // TCP: a short recvmsg found the receive queue and backlog empty,
+        // and data_ready queues io_work for whatever comes next. kTLS
+        // stops at a record-type change with more queued.
+        !self.queue.is_tls()
+    }
+}
+
+impl Queue {
+    /// Counts the bytes a socket receive call returned (`recv_bytes`).
+    fn count_recv_bytes(&self, r: &core::result::Result<usize, c_int>) {
+        if let Ok(n) = r {
+            QueueStats::add(&self.stats.recv_bytes, *n as u64);
+        }
+    }
+}
+
 impl TlsQueueIo for RecvCtx<'_> {
     fn recv_buf_tls(&mut self, buf: &mut [u8]) -> Result<Got, i32> {
         QueueStats::add(&self.queue.stats.recvmsg_calls, 1);
-        self.queue.sock().map_err(|e| -e)?.recv_record(buf, kb::MSG_DONTWAIT as c_int).map_err(|e| -e)
+        let r = self.queue.sock().map_err(|e| -e)?.recv_record(buf, kb::MSG_DONTWAIT as c_int);
+        self.queue.count_recv_bytes(&r.map(|g| g.n));
+        r.map_err(|e| -e)
     }
 
     fn recv_data_tls(&mut self, len: usize) -> Result<Got, i32> {
@@ -517,7 +597,9 @@ impl TlsQueueIo for RecvCtx<'_> {
             return Err(errno::EIO);
         }
         QueueStats::add(&q.stats.recvmsg_calls, 1);
-        let (got, mark) = phase.recv_tls(&mut f.data, sock, len).map_err(|e| -e)?;
+        let r = phase.recv_tls(&mut f.data, sock, len);
+        q.count_recv_bytes(&r.as_ref().map(|(g, _)| g.n).map_err(|e| *e));
+        let (got, mark) = r.map_err(|e| -e)?;
         self.data.tls_mark = Some(mark);
         Ok(got)
     }

@@ -359,6 +359,28 @@ impl DataPhase {
         Ok(self.received(data, &before, n, crc))
     }
 
+    /// Places `bytes` (payload received into the queue's staging buffer)
+    /// into the request's pages, moving to its next bio when the current
+    /// one is full, keeping `data` in step. All of them, or `-EIO` when
+    /// the request has no room (the caller checked the range: a bug).
+    pub(crate) fn copy_in(&mut self, data: &mut RqData, bytes: &[u8]) -> Result<(), c_int> {
+        let mut left = bytes;
+        while !left.is_empty() {
+            self.ensure_room(data)?;
+            let k = left.len().min(self.room());
+            // SAFETY: `left` has `k` readable bytes; the iterator covers at
+            // least `k` bytes of the request's pinned pages (type
+            // invariant, `room`) and advances past what it copies.
+            let n = unsafe { kb::_copy_to_iter(left.as_ptr().cast(), k, &raw mut self.msg.msg_iter) };
+            if n == 0 {
+                return Err(-(kb::EIO as c_int));
+            }
+            data.advance(n);
+            left = &left[n.min(left.len())..];
+        }
+        Ok(())
+    }
+
     fn truncate(&mut self, max: usize) {
         iter_truncate(&mut self.msg.msg_iter, max);
     }

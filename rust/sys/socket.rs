@@ -57,6 +57,9 @@ impl Drop for NetNs {
     }
 }
 
+/// `TLS_RX_EXPECT_NO_PAD` (`include/uapi/linux/tls.h`).
+const TLS_RX_EXPECT_NO_PAD: c_int = 4;
+
 /// A transport address parsed by `inet_pton_with_scope()`.
 pub(crate) struct SockAddr(kb::__kernel_sockaddr_storage);
 
@@ -101,6 +104,10 @@ pub(crate) struct TcpSocket {
     sock: core::ptr::NonNull<kb::socket>,
     /// A TLS session is set on it (kTLS after the handshake upcall).
     tls: bool,
+    /// kTLS expects TLS 1.3 records without padding
+    /// (`TLS_RX_EXPECT_NO_PAD` accepted), so it decrypts a data record
+    /// straight into a receive's (non-kvec) iterator when it fits.
+    rx_no_pad: bool,
 }
 
 // SAFETY: a kernel socket may be used and released from any task; the
@@ -139,7 +146,7 @@ impl TcpSocket {
         })?;
         let sock = core::ptr::NonNull::new(raw).ok_or(ENOMEM)?;
         // INVARIANT: created by sock_create_kern just now.
-        let s = Self { sock, tls: false };
+        let s = Self { sock, tls: false, rx_no_pad: false };
         // A kernel socket does not pin its namespace; the queue's socket
         // must, as long as it lives (C: `nvme_tcp_alloc_queue`).
         // SAFETY: a new socket of sock_create_kern(), whose `sk` is set and
@@ -245,9 +252,38 @@ impl TcpSocket {
         self.tls
     }
 
-    /// Records that the handshake put kTLS on the socket.
+    /// Records that the handshake put kTLS on the socket (its keys are
+    /// installed), and asks kTLS to expect TLS 1.3 records without padding
+    /// (`TLS_RX_EXPECT_NO_PAD`): only then does `tls_sw_recvmsg()` decrypt
+    /// a data record that fits in what a receive asks for straight into
+    /// the receive's iterator (zero-copy: `zc_capable`), which for a
+    /// C2HData payload is the request's pages. A peer that pads anyway
+    /// costs a second decryption of that record (`TlsDecryptRetry`,
+    /// `TlsRxNoPadViolation` in /proc/net/tls_stat), never wrong data.
+    /// Refused (TLS 1.2, offloaded RX) the socket decrypts as before.
     pub(crate) fn set_tls(&mut self) {
         self.tls = true;
+        self.rx_no_pad = self.set_tls_option(TLS_RX_EXPECT_NO_PAD, 1).is_ok();
+    }
+
+    /// Whether `TLS_RX_EXPECT_NO_PAD` is on (see [`Self::set_tls`]).
+    pub(crate) fn rx_no_pad(&self) -> bool {
+        self.rx_no_pad
+    }
+
+    /// `setsockopt(SOL_TLS, opt, &val)` on the kTLS socket.
+    fn set_tls_option(&self, opt: c_int, val: c_int) -> Result {
+        // SAFETY: `sockptr_t` is a pointer union and a flag: all-zero is a
+        // null user pointer.
+        let mut optval: kb::sockptr_t = unsafe { core::mem::zeroed() };
+        // KERNEL_SOCKPTR(&val): setsockopt copies `optlen` bytes from it.
+        optval.__bindgen_anon_1.kernel = (&raw const val).cast_mut().cast();
+        optval.set_is_kernel(true);
+        let len = core::mem::size_of::<c_int>() as c_int;
+        // SAFETY: the socket is valid (invariant); `optval` points at `val`,
+        // `len` readable bytes alive for the call; kTLS's setsockopt takes
+        // the socket lock itself.
+        to_result(unsafe { net::do_sock_setsockopt(self.as_raw(), false, kb::SOL_TLS as c_int, opt, optval, len) })
     }
 
     /// The raw socket, for the socket-layer calls in this module.

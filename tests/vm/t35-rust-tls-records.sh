@@ -163,13 +163,14 @@ for ((b0 = 0; b0 < n; b0 = b1)); do
 	load_rnvme "$(is_rs $b0)" || fail "cannot load rnvme_tcp read_sock=$(is_rs $b0)"
 	start=$SECONDS
 	dmesg_mark
-	rekey0=$(tls_stat TlsRxRekeyReceived) decerr0=$(tls_stat TlsDecryptError)
-	ctrl=() fjobs=() nkeyupdate=0
+	rekey0=$(tls_stat TlsRxRekeyReceived) decerr0=$(tls_stat TlsDecryptError) retry0=$(tls_stat TlsDecryptRetry)
+	ctrl=() fjobs=() nkeyupdate=0 npayload=0
 	for ((i = b0; i < b1; i++)); do
 		opts="nr_io_queues=1,keep_alive_tmo=30,reconnect_delay=1,ctrl_loss_tmo=60"
 		[ "${mode[i]}" = poll ] && opts+=",nr_poll_queues=1"
 		[[ ${name[i]} == *-ddgst ]] && opts+=",data_digest"
 		[[ ${name[i]} == tls-keyupdate-* ]] && nkeyupdate=$((nkeyupdate + 1))
+		[[ ${name[i]} == *-payload ]] && npayload=$((npayload + 1))
 		c=$(fabrics_connect "$i" "$opts") || { dmesg_since_mark | sed 's/^/#   /'; sed 's/^/# fake: /' "$flog"; fail "${name[i]}: TLS connect failed"; }
 		ctrl[i]=nvme$c
 		dev=$(ns_dev_of "${ctrl[i]}") || fail "${name[i]}: no namespace on ${ctrl[i]}"
@@ -186,6 +187,7 @@ for ((b0 = 0; b0 < n; b0 = b1)); do
 	cat /sys/kernel/debug/rnvme_tcp/queues >/tmp/tls-queues.txt
 	dmesg_since_mark >/tmp/tls-dmesg.txt
 	rekey=$(($(tls_stat TlsRxRekeyReceived) - rekey0)) decerr=$(($(tls_stat TlsDecryptError) - decerr0))
+	retry=$(($(tls_stat TlsDecryptRetry) - retry0))
 	for ((i = b0; i < b1; i++)); do
 		v= c=${ctrl[i]} q=${qid[i]} what=
 		err=$(awk -F';' -v j="${name[i]}-${mode[i]}" '$3 == j { print $5 }' /tmp/fio-tls.log)
@@ -193,6 +195,9 @@ for ((b0 = 0; b0 < n; b0 = b1)); do
 		grep -q "^fired ${name[i]} qid $q .*port $((BASE_PORT + i))$" "$flog" || v+="the case did not fire on queue $q; "
 		grep -q "^tls connection [0-9]*: TLS_AES_128_GCM_SHA256, identity '$IDENTITY', kTLS tx .* port $((BASE_PORT + i))$" "$flog" ||
 			v+="no TLS session with identity '$IDENTITY' on the fake; "
+		# TLS_RX_EXPECT_NO_PAD was accepted on the queue (in-place decryption).
+		nopad=$(awk -v c="$c" -v q="$q" '$1 == c && $2 == "qid" && $3 == q { for (f = 4; f <= NF; f++) if ($f ~ /^tls_no_pad=/) { sub(/tls_no_pad=/, "", $f); print $f } }' /tmp/tls-queues.txt)
+		[ "$nopad" = 1 ] || v+="queue $q: tls_no_pad=$nopad, expected 1; "
 		state=$(cat /sys/class/nvme/"$c"/state 2>/dev/null)
 		[ "$state" = live ] || v+="state $state, not live; "
 		pattern=$(expect_line "${name[i]}")
@@ -230,7 +235,11 @@ for ((b0 = 0; b0 < n; b0 = b1)); do
 	# kTLS's own counters: every KeyUpdate was received (TlsRxRekeyReceived), no record failed to decrypt.
 	[ "$rekey" -ge "$nkeyupdate" ] || verdicts[b0]+="TlsRxRekeyReceived moved by $rekey for $nkeyupdate KeyUpdates; "
 	[ "$decerr" = 0 ] || verdicts[b0]+="TlsDecryptError moved by $decerr; "
-	log "batch $((b0 / BATCH + 1)): fio status $frc after ${secs}s; TlsRxRekeyReceived +$rekey ($nkeyupdate KeyUpdates), TlsDecryptError +$decerr"
+	# A record that is not data inside a payload, received with recvmsg asking for the rest of the payload into
+	# the request's pages: kTLS tries to decrypt it in place (TLS_RX_EXPECT_NO_PAD, zero-copy), finds its inner
+	# type is not data and decrypts it again (TlsDecryptRetry), which only a zero-copy attempt counts.
+	[ "$npayload" = 0 ] || [ "$retry" -ge 1 ] || verdicts[b0]+="TlsDecryptRetry moved by $retry for $npayload records inside payloads: no in-place decryption tried; "
+	log "batch $((b0 / BATCH + 1)): fio status $frc after ${secs}s; TlsRxRekeyReceived +$rekey ($nkeyupdate KeyUpdates), TlsDecryptError +$decerr, TlsDecryptRetry +$retry ($npayload records in payloads)"
 	pids=()
 	log "batch $((b0 / BATCH + 1)): checked at $((SECONDS - start))s"
 	for ((i = b0; i < b1; i++)); do
