@@ -1,7 +1,8 @@
 #!/bin/bash
 # rnvme_tcp over TLS 1.3 (PSK from `nvme gen-tls-key --insert`, handshakes by tlshd): connect --tls shows
 # the key in sysfs, fio verifies at 4k/64k/1M with and without digests, kTLS carried every queue, fio
-# verifies with read_sock=1 (io_work pushes with read_sock(), with and without data digest), and a
+# verifies with read_sock=1 (io_work pushes with read_sock(), with and without data digest), the target's
+# port removed mid-I/O and re-added (reconnect with new handshakes, the data verifies), and a
 # handshake that cannot happen (tlshd stopped: timeout; no tlshd; no PSK) fails the connect with a line
 # naming the queue and leaves no controller behind.
 . "$(dirname "$0")/lib.sh"
@@ -76,6 +77,42 @@ for bs in 4k 64k; do
 done
 run_fio "${jobs[@]}" || fail "fio hipri over TLS failed (the job without err= 0 above)"
 grep "^$ctrl " /sys/kernel/debug/rnvme_tcp/queues | sed 's/^/# /'
+run nvme disconnect -n "$NQN" || fail "disconnect failed"
+no_ctrl_left || fail "disconnect left something"
+
+# The target's TLS port removed mid-I/O and re-added: the queues fail, reconnect attempts fail while it is
+# gone, then every queue shakes hands again; a rate-limited write job across the outage ends without error
+# and reads back everything it wrote (fio verify after the writes).
+run nvme connect -t tcp --tls -a "$TRADDR" -s "$TRSVCID" -n "$NQN" --nr-io-queues=1 --reconnect-delay=1 --ctrl-loss-tmo=-1 ||
+	fail "TLS connect for the port removal failed"
+ctrl=$(ctrl_for_nqn) || fail "no controller for $NQN"
+dev=$(ns_dev_of "$ctrl") || fail "no namespace block device for $ctrl"
+dmesg_mark
+rx0=$(tls_stat TlsRxSw)
+fio --name=tls-flap --filename="$dev" --rw=randwrite --bs=4k --size=1M --ioengine=libaio --iodepth=16 --direct=1 \
+	--verify=crc32c --do_verify=1 --verify_fatal=1 --verify_state_save=0 --rate=256k >/tmp/tls-flap.txt 2>&1 &
+fpid=$!
+w0=$(awk '{ print $5 }' "/sys/block/${dev#/dev/}/stat")
+for _ in $(seq 100); do [ "$(awk '{ print $5 }' "/sys/block/${dev#/dev/}/stat")" -gt "$w0" ] && break; sleep 0.1; done
+kill -0 "$fpid" 2>/dev/null || fail "the write job ended before the port went away"
+rm -f "$NVMET/ports/1/subsystems/$NQN" && rmdir "$NVMET/ports/1" || fail "cannot remove the TLS port"
+for _ in $(seq 150); do dmesg_since_mark | grep -q "nvme $ctrl: Failed reconnect attempt" && break; sleep 0.2; done
+dmesg_since_mark | grep -q "nvme $ctrl: Failed reconnect attempt" || fail "no failed reconnect while the port was gone"
+mkdir "$NVMET/ports/1" && echo ipv4 >"$NVMET/ports/1/addr_adrfam" && echo tcp >"$NVMET/ports/1/addr_trtype" &&
+	echo "$TRADDR" >"$NVMET/ports/1/addr_traddr" && echo "$TRSVCID" >"$NVMET/ports/1/addr_trsvcid" &&
+	echo tls1.3 >"$NVMET/ports/1/addr_tsas" && ln -s "$NVMET/subsystems/$NQN" "$NVMET/ports/1/subsystems/$NQN" ||
+	fail "cannot re-add the TLS port"
+for _ in $(seq 300); do dmesg_since_mark | grep -q "nvme $ctrl: Successfully reconnected" && break; sleep 0.2; done
+dmesg_since_mark | grep -q "nvme $ctrl: Successfully reconnected" || fail "no reconnect after the TLS port came back"
+wait "$fpid"; rc=$?
+grep -E 'err=|WRITE:|READ:' /tmp/tls-flap.txt | sed 's/^ */# /'
+[ $rc -eq 0 ] && grep -q 'err= 0' /tmp/tls-flap.txt && grep -qE 'READ: .*io=1024KiB' /tmp/tls-flap.txt ||
+	{ sed 's/^/#   /' /tmp/tls-flap.txt | tail -n 20; fail "the write job across the TLS port removal failed or did not read everything back"; }
+# The reconnect shook hands again on both queues: new kTLS receive sessions on the host and target sides.
+n=$(( $(tls_stat TlsRxSw) - rx0 ))
+[ "$n" -ge 4 ] || fail "$n new kTLS receive sessions after the reconnect (want 4: admin and I/O queue, both sides)"
+dmesg_since_mark | grep -q "nvme $ctrl: queue 0: TLS 1.3 session with PSK" || fail "no TLS session line after the reconnect"
+log "TLS port removed and re-added under fio: reconnected, $n new kTLS receive sessions, 1 MiB written and verified"
 run nvme disconnect -n "$NQN" || fail "disconnect failed"
 no_ctrl_left || fail "disconnect left something"
 
