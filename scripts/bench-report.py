@@ -153,7 +153,7 @@ def markdown(res, label):
                 fmt_fig(d.get("rust-rs"), "cpu_us_per_io", "%.1f")))
         L.append("")
     L.append("Figures are medians over the repetitions; the spread of every figure is in results.json. "
-             "`-` in bytes/call: the module has no `recv_bytes` counter yet.")
+             "`-`: no figure (the C driver has no receive counters; bytes/call needs the module's `recv_bytes`).")
     L.append("")
     return "\n".join(L)
 
