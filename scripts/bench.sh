@@ -8,7 +8,7 @@
 #   BENCH_CLOCK=icount (default): -icount shift=0,sleep=off, guest time counts
 #                      instructions: the figures do not depend on host load
 #   BENCH_CLOCK=wall   no -icount (KVM where the host has it): wall-clock view
-#   BENCH_REPS=3 BENCH_RUNTIME=5 BENCH_RAMP=1 BENCH_TLS=1 BENCH_JOBS= BENCH_CONFIGS=
+#   BENCH_REPS=3 BENCH_RUNTIME=2 BENCH_RAMP=1 BENCH_TLS=1 BENCH_JOBS= BENCH_CONFIGS=
 #   BENCH_VARIANTS= BENCH_DRIVERS= (see tests/vm/bench.sh)
 #   BENCH_DOC=Documentation/bench  where results.md, results.json and the plots go
 #                      (BENCH_DOC= : only build/bench/)

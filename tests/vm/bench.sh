@@ -6,7 +6,7 @@
 # make-check smoke (t46-bench-harness) runs it with a tiny setting.
 #
 #   BENCH_REPS=3             repetitions; the driver order rotates each one
-#   BENCH_RUNTIME=5 BENCH_RAMP=1   fio runtime and ramp_time (s, guest time)
+#   BENCH_RUNTIME=2 BENCH_RAMP=1   fio runtime and ramp_time (s, guest time)
 #   BENCH_DRIVERS="c rust rust-rs"
 #   BENCH_CONFIGS="q1 q2j2"  q1: 1 I/O queue, numjobs 1; q2j2: 2 queues, numjobs 2
 #   BENCH_VARIANTS="plain ddgst"   ddgst: connect --data-digest
@@ -34,7 +34,7 @@ if [ "${1:-}" = --snap ]; then
 fi
 . "$(dirname "$0")/lib.sh"
 reps=${BENCH_REPS:-3}
-runtime=${BENCH_RUNTIME:-5}
+runtime=${BENCH_RUNTIME:-2}
 ramp=${BENCH_RAMP:-1}
 read -ra drivers <<<"${BENCH_DRIVERS:-c rust rust-rs}"
 read -ra configs <<<"${BENCH_CONFIGS:-q1 q2j2}"
