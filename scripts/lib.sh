@@ -52,7 +52,7 @@ kernel_hash() {
 }
 
 rootfs_hash() {
-	cat "$RNVME_ROOT/qemu/rootfs.sh" "$RNVME_ROOT/qemu/rootfs-init" | sha256sum | cut -c1-16
+	cat "$RNVME_ROOT/qemu/rootfs.sh" "$RNVME_ROOT/qemu/rootfs-init" "$RNVME_ROOT/qemu/fio-stubs.sh" | sha256sum | cut -c1-16
 }
 
 kernel_dir() { echo "$RNVME_CACHE/kernel-$(kernel_hash)"; }
