@@ -118,29 +118,42 @@ no_ctrl_left || fail "disconnect left something"
 
 # read_sock=1 over TLS: io_work pushes with read_sock() (kTLS's tls_sw_read_sock()), handing any record that
 # is not data to the recvmsg receive. fio verifies with and without a data digest; the I/O queues' debugfs
-# read_sock_calls moved (the push path received), the connect is refused no more.
+# read_sock_calls moved (the push path received), the connect is refused no more. The data-digest connect
+# also has a poll queue (qid 2): its poller leaves TLS receiving to io_work, which pushes with read_sock()
+# there too, so a hipri job verifies and qid 2's read_sock_calls move.
 modprobe -r rnvme_tcp || fail "rnvme_tcp does not unload"
 modprobe rnvme_tcp read_sock=1 || fail "cannot load rnvme_tcp read_sock=1"
 for digest in "" "--data-digest"; do
 	dmesg_mark
+	poll=; [ -n "$digest" ] && poll=--nr-poll-queues=1
 	# shellcheck disable=SC2086
-	run nvme connect -t tcp --tls -a "$TRADDR" -s "$TRSVCID" -n "$NQN" --nr-io-queues=1 $digest ||
+	run nvme connect -t tcp --tls -a "$TRADDR" -s "$TRSVCID" -n "$NQN" --nr-io-queues=1 $poll $digest ||
 		{ dmesg_since_mark | sed 's/^/# /'; fail "TLS connect with read_sock=1 ${digest:-without digests} failed"; }
 	ctrl=$(ctrl_for_nqn) || fail "no controller for $NQN"
 	dmesg_since_mark | grep -q "nvme $ctrl: queue 0: TLS 1.3 session with PSK" || fail "no TLS session line for $ctrl (read_sock=1)"
 	dev=$(ns_dev_of "$ctrl") || fail "no namespace block device for $ctrl"
-	q0=$(awk -v c="$ctrl" '$1 == c && $3 == 1 { for (f = 4; f <= NF; f++) if ($f ~ /^read_sock_calls=/) { sub(/.*=/, "", $f); print $f } }' /sys/kernel/debug/rnvme_tcp/queues)
+	rs_calls() { awk -v c="$ctrl" -v q="$1" '$1 == c && $3 == q { for (f = 4; f <= NF; f++) if ($f ~ /^read_sock_calls=/) { sub(/.*=/, "", $f); print $f } }' /sys/kernel/debug/rnvme_tcp/queues; }
+	q0=$(rs_calls 1) p0=$(rs_calls 2)
 	jobs=()
 	for bs in 4k 128k; do
 		size=512k; [ "$bs" = 128k ] && size=2M
 		jobs+=(--name="tls-rs-$bs" --stonewall --filename="$dev" --rw=randwrite --bs=$bs --size=$size --ioengine=libaio
 			--iodepth=8 --direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1)
 	done
+	# The poll queue's job writes its own region (offset 4M).
+	[ -n "$poll" ] && jobs+=(--name=tls-rs-poll-64k --stonewall --filename="$dev" --rw=randwrite --bs=64k --offset=4M --size=1M
+		--ioengine=io_uring --hipri=1 --iodepth=8 --direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1)
 	run_fio "${jobs[@]}" || fail "fio verify over TLS with read_sock=1 ${digest:-without digests} failed"
 	line=$(grep "^$ctrl qid 1 " /sys/kernel/debug/rnvme_tcp/queues)
 	log "read_sock=1 ${digest:-(no digests)}: $line"
 	q1=$(awk '{ for (f = 4; f <= NF; f++) if ($f ~ /^read_sock_calls=/) { sub(/.*=/, "", $f); print $f } }' <<<"$line")
 	[ "${q1:-0}" -gt "${q0:-0}" ] || fail "queue 1 read_sock_calls did not move ($q0 -> $q1): not the read_sock path"
+	if [ -n "$poll" ]; then
+		pline=$(grep "^$ctrl qid 2 " /sys/kernel/debug/rnvme_tcp/queues)
+		log "read_sock=1 poll queue: $pline"
+		p1=$(rs_calls 2)
+		[ "${p1:-0}" -gt "${p0:-0}" ] || fail "poll queue (qid 2) read_sock_calls did not move ($p0 -> $p1)"
+	fi
 	[ -n "$digest" ] && ! grep -q ' ddgst=1 ' <<<" $line " && fail "queue 1 did not negotiate the data digest"
 	dmesg_since_mark | grep -q "nvme $ctrl: .*receive failed" && fail "a receive failed with read_sock=1: $(dmesg_since_mark | grep -m1 'receive failed')"
 	run nvme disconnect -n "$NQN" || fail "disconnect failed"

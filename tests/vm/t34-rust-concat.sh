@@ -1,5 +1,5 @@
 #!/bin/bash
-# Secure channel concatenation (concat) through rnvme_tcp: DH-HMAC-CHAP on a plain admin queue generates a PSK, then every queue runs TLS 1.3 with it (tlshd); fio verifies; a reset generates a new PSK and revokes the old; disconnect and unload leave nothing.
+# Secure channel concatenation (concat) through rnvme_tcp: DH-HMAC-CHAP on a plain admin queue generates a PSK, then every queue runs TLS 1.3 with it (tlshd); fio verifies; a reset generates a new PSK and revokes the old; disconnect and unload leave nothing; the same with read_sock=1 (the data verifies, read_sock() received).
 . "$(dirname "$0")/lib.sh"
 command -v tlshd >/dev/null || fail "tlshd not installed (ktls-utils is in the rootfs recipe)"
 PORT=34 SVC=4434
@@ -81,4 +81,30 @@ run_fio --name=concat --filename="$dev" --rw=read --bs=4k --size=512k --ioengine
 	--verify=crc32c --verify_only=1 --verify_fatal=1 || fail "data written before the reset does not verify"
 run nvme disconnect -n "$NQN" || fail "disconnect failed"
 no_ctrl_left || fail "disconnect left something"
+run modprobe -r rnvme_tcp || fail "rnvme_tcp does not unload"
+
+# concat with read_sock=1: authentication on the plain admin queue, then TLS on every queue with the
+# generated PSK, and io_work pushing with read_sock() (kTLS's tls_sw_read_sock()) on the I/O queues: the
+# data written above verifies, a new write verifies, the I/O queues' read_sock_calls moved.
+run modprobe rnvme_tcp read_sock=1 || fail "cannot load rnvme_tcp read_sock=1"
+dmesg_mark
+echo "$opts" >/dev/nvme-fabrics || { dmesg_since_mark | sed 's/^/# /'; fail "concat connect with read_sock=1 failed"; }
+ctrl=$(ctrl_for_nqn) || fail "no controller for $NQN (read_sock=1)"
+dmesg_since_mark | grep -q "nvme $ctrl: qid 0: authenticated with hash hmac(sha256) dhgroup ffdhe2048" ||
+	fail "no DH-HMAC-CHAP on the admin queue (read_sock=1)"
+key3=$(ctrl_psk "$ctrl") || fail "no generated PSK (read_sock=1)"
+dmesg_since_mark | grep -q "nvme $ctrl: queue 0: TLS 1.3 session with PSK $key3 (rnvme_tcp)" || fail "the admin queue runs no TLS with PSK $key3 (read_sock=1)"
+dev=$(ns_dev_of "$ctrl") || fail "no namespace block device (read_sock=1)"
+rs_sum() { awk -v c="$ctrl" '$1 == c && $3 > 0 { for (f = 4; f <= NF; f++) if ($f ~ /^read_sock_calls=/) { sub(/.*=/, "", $f); n += $f } } END { print n + 0 }' /sys/kernel/debug/rnvme_tcp/queues; }
+rs0=$(rs_sum)
+run_fio --name=concat-verify --filename="$dev" --rw=read --bs=4k --size=512k --ioengine=libaio --iodepth=8 --direct=1 \
+	--verify=crc32c --verify_only=1 --verify_fatal=1 \
+	--name=concat-rs --stonewall --filename="$dev" --rw=randwrite --bs=64k --offset=1M --size=1M --ioengine=libaio \
+	--iodepth=8 --direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1 || fail "fio over concat with read_sock=1 failed"
+rs1=$(rs_sum)
+log "$ctrl: concat with read_sock=1, PSK $key3; I/O queues' read_sock_calls $rs0 -> $rs1"
+[ "$rs1" -gt "$rs0" ] || fail "the I/O queues' read_sock_calls did not move: not the read_sock path"
+dmesg_since_mark | grep -q "nvme $ctrl: .*receive failed" && fail "a receive failed: $(dmesg_since_mark | grep -m1 'receive failed')"
+run nvme disconnect -n "$NQN" || fail "disconnect failed (read_sock=1)"
+no_ctrl_left || fail "disconnect left something (read_sock=1)"
 run modprobe -r rnvme_tcp || fail "rnvme_tcp does not unload"
