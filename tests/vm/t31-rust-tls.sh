@@ -1,6 +1,7 @@
 #!/bin/bash
 # rnvme_tcp over TLS 1.3 (PSK from `nvme gen-tls-key --insert`, handshakes by tlshd): connect --tls shows
-# the key in sysfs, fio verifies at 4k/64k/1M with and without digests, kTLS carried every queue, fio
+# the key in sysfs, fio verifies at 4k/64k/1M with and without digests (with: on separate write and read
+# queues, the read queue completes the verify reads), kTLS carried every queue, fio
 # verifies with read_sock=1 (io_work pushes with read_sock(), with and without data digest), the target's
 # port removed mid-I/O and re-added (reconnect with new handshakes, the data verifies), and a
 # handshake that cannot happen (tlshd stopped: timeout; no tlshd; no PSK) fails the connect with a line
@@ -20,8 +21,10 @@ no_ctrl_left() {
 for digest in "" "--hdr-digest --data-digest"; do
 	tx0=$(tls_stat TlsTxSw) rx0=$(tls_stat TlsRxSw)
 	dmesg_mark
+	# With digests, separate read queues: qid 1 takes the writes, qid 2 (the read queue) fio's verify reads.
+	queues=--nr-io-queues=2; [ -n "$digest" ] && queues="--nr-io-queues=1 --nr-write-queues=1"
 	# shellcheck disable=SC2086
-	run nvme connect -t tcp --tls -a "$TRADDR" -s "$TRSVCID" -n "$NQN" --nr-io-queues=2 $digest ||
+	run nvme connect -t tcp --tls -a "$TRADDR" -s "$TRSVCID" -n "$NQN" $queues $digest ||
 		{ sed 's/^/# tlshd: /' /tmp/tlshd.log; dmesg_since_mark | sed 's/^/# /'; fail "TLS connect ${digest:-without digests} failed"; }
 	ctrl=$(ctrl_for_nqn) || fail "no controller for $NQN"
 	assert_rust_ctrl "$ctrl" || fail "$ctrl is not served by rnvme_tcp"
@@ -39,6 +42,12 @@ for digest in "" "--hdr-digest --data-digest"; do
 			--iodepth=8 --direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1)
 	done
 	run_fio "${jobs[@]}" || fail "fio verify over TLS failed (the job without err= 0 above)"
+	if [ -n "$digest" ]; then
+		dmesg_since_mark | grep -q "nvme $ctrl: mapped 1/1/0 default/read/poll queues" || fail "TLS queues not mapped 1/1/0"
+		rq=$(awk -v c="$ctrl" '$1 == c && $3 == 2 { for (f = 4; f <= NF; f++) if ($f ~ /^work_completions=/) { sub(/.*=/, "", $f); print $f } }' /sys/kernel/debug/rnvme_tcp/queues)
+		log "TLS read queue (qid 2): $(grep "^$ctrl qid 2 " /sys/kernel/debug/rnvme_tcp/queues)"
+		[ "${rq:-0}" -gt 0 ] || fail "the TLS read queue completed nothing"
+	fi
 	tx=$(tls_stat TlsTxSw) rx=$(tls_stat TlsRxSw)
 	log "kTLS sessions set up: TlsTxSw $tx0 -> $tx, TlsRxSw $rx0 -> $rx"
 	# Three queues (admin + 2 I/O), each with kTLS on the host and the target side.
