@@ -32,8 +32,7 @@
 
 use crate::proto::crc::Crc32c;
 use crate::proto::errno;
-use crate::proto::pdu::ProtoError;
-use crate::proto::recv::{Event, PassEnd, QueueIo, RecvError, RecvMachine, Want};
+use crate::proto::recv::{self, Event, PassBudget, PassEnd, QueueIo, RecvError, RecvMachine, Want};
 use core::ops::DerefMut;
 
 /// What the batched pass needs from a queue beyond [`QueueIo`].
@@ -149,19 +148,19 @@ impl<B: DerefMut<Target = [u8]>> Staging<B> {
                 }
             };
             self.start += n;
-            if let Some(ev) = m.advance(n, io.crc())? {
-                if !matches!(ev, Event::DataEnd { .. }) {
-                    self.counts.pdus += 1;
+            match m.advance(n, io.crc())? {
+                Some(ev) => {
+                    if !matches!(ev, Event::DataEnd { .. }) {
+                        self.counts.pdus += 1;
+                    }
+                    if recv::deliver(io, ev)? {
+                        completions += 1;
+                    }
                 }
-                match io.event(ev) {
-                    Ok(true) => completions += 1,
-                    Ok(false) => {}
-                    Err(e) => return Err(RecvError::Rejected(e)),
-                }
-            } else if n == 0 {
                 // Only a zero-length payload places nothing, and it always
                 // completes a unit; anything else would loop for ever.
-                return Err(RecvError::Internal(errno::EINVAL));
+                None if n == 0 => return Err(RecvError::Internal(errno::EINVAL)),
+                None => {}
             }
         }
         self.start = 0;
@@ -180,15 +179,14 @@ pub fn recv_pass_batched<I: StageIo, B: DerefMut<Target = [u8]>>(
     io: &mut I,
 ) -> Result<PassEnd, RecvError> {
     let mut completions = 0u32;
-    let budget = io.pass_budget();
-    let mut taken = 0usize;
+    let mut budget = PassBudget::of(io);
     let mut short = false;
     loop {
         completions += s.feed(m, io)?;
         if short {
             return Ok(PassEnd { completions, drained: true });
         }
-        if taken >= budget {
+        if budget.spent() {
             return Ok(PassEnd { completions, drained: false });
         }
         let (got, staged) = match m.want() {
@@ -198,26 +196,17 @@ pub fn recv_pass_batched<I: StageIo, B: DerefMut<Target = [u8]>>(
             }
             _ => (io.recv_buf(s.space()), true),
         };
-        let n = match got {
-            Ok(0) => return Err(RecvError::Proto(ProtoError::ConnectionClosed)),
-            Ok(n) => {
-                taken = taken.saturating_add(n);
-                n
-            }
-            Err(e) if e == errno::EAGAIN => return Ok(PassEnd { completions, drained: true }),
-            Err(e) => return Err(RecvError::Socket(e)),
+        let Some(n) = recv::received(got)? else {
+            return Ok(PassEnd { completions, drained: true });
         };
+        budget.take(n);
         if staged {
             short = n < s.capacity() && io.short_fill_drains();
             s.filled(n)?;
             continue;
         }
-        if let Some(ev) = m.advance(n, io.crc())? {
-            match io.event(ev) {
-                Ok(true) => completions += 1,
-                Ok(false) => {}
-                Err(e) => return Err(RecvError::Rejected(e)),
-            }
+        if recv::advance_and_deliver(m, n, io)? {
+            completions += 1;
         }
     }
 }

@@ -288,10 +288,9 @@ pub struct PassEnd {
 ///   stops the queue and starts error recovery.
 pub fn recv_pass<I: QueueIo>(m: &mut RecvMachine, io: &mut I) -> Result<PassEnd, RecvError> {
     let mut completions = 0u32;
-    let budget = io.pass_budget();
-    let mut taken = 0usize;
+    let mut budget = PassBudget::of(io);
     loop {
-        if taken >= budget {
+        if budget.spent() {
             return Ok(PassEnd { completions, drained: false });
         }
         let got = match m.want() {
@@ -301,23 +300,95 @@ pub fn recv_pass<I: QueueIo>(m: &mut RecvMachine, io: &mut I) -> Result<PassEnd,
                 io.recv_data(len, crc)
             }
         };
-        let n = match got {
-            Ok(0) => return Err(RecvError::Proto(ProtoError::ConnectionClosed)),
-            Ok(n) => {
-                taken = taken.saturating_add(n);
-                n
-            }
-            Err(e) if e == errno::EAGAIN => return Ok(PassEnd { completions, drained: true }),
-            Err(e) => return Err(RecvError::Socket(e)),
+        let Some(n) = received(got)? else {
+            return Ok(PassEnd { completions, drained: true });
         };
-        if let Some(ev) = m.advance(n, io.crc())? {
-            match io.event(ev) {
-                Ok(true) => completions += 1,
-                Ok(false) => {}
-                Err(e) => return Err(RecvError::Rejected(e)),
-            }
+        budget.take(n);
+        if advance_and_deliver(m, n, io)? {
+            completions += 1;
         }
     }
+}
+
+/// The byte budget of one receive pass ([`QueueIo::pass_budget`], read
+/// once when the pass starts) and the bytes the pass took against it. One
+/// type for every pass, so that a plain, batched or TLS pass yields after
+/// the same bytes.
+pub(crate) struct PassBudget {
+    taken: usize,
+    limit: usize,
+}
+
+impl PassBudget {
+    /// Nothing taken yet of `io`'s budget.
+    pub(crate) fn of<I: QueueIo + ?Sized>(io: &I) -> Self {
+        Self { taken: 0, limit: io.pass_budget() }
+    }
+
+    /// Whether the pass took its budget: it ends with `drained: false`.
+    pub(crate) fn spent(&self) -> bool {
+        self.taken >= self.limit
+    }
+
+    /// A receive took `n` bytes from the socket (saturating: `n` is what
+    /// a socket said, never trusted to keep a sum in range).
+    pub(crate) fn take(&mut self, n: usize) {
+        self.taken = self.taken.saturating_add(n);
+    }
+
+    /// The bytes taken so far.
+    pub(crate) fn taken(&self) -> usize {
+        self.taken
+    }
+}
+
+/// What one non-blocking receive's result (`recv_buf`, `recv_data`) means
+/// for a pass: `Ok(Some(n))`, `n > 0` bytes were placed; `Ok(None)`, the
+/// socket said `-EAGAIN`, so the pass ends drained; `Err`, the connection
+/// is unusable (0 bytes is the peer closing, mid-PDU or not). Every pass
+/// goes through here so that none reads a receive differently.
+pub(crate) fn received(got: Result<usize, i32>) -> Result<Option<usize>, RecvError> {
+    received_as(got, |n| *n, RecvError::Socket)
+}
+
+/// [`received`] for a receive that returns more than a byte count (a TLS
+/// receive's [`crate::proto::tls::Got`]): `len` says how many bytes it
+/// placed, `socket` which error a failed receive is (a TLS queue reads
+/// `-EKEYEXPIRED` as a KeyUpdate).
+pub(crate) fn received_as<T>(
+    got: Result<T, i32>,
+    len: fn(&T) -> usize,
+    socket: fn(i32) -> RecvError,
+) -> Result<Option<T>, RecvError> {
+    match got {
+        Ok(g) if len(&g) == 0 => Err(RecvError::Proto(ProtoError::ConnectionClosed)),
+        Ok(g) => Ok(Some(g)),
+        Err(e) if e == errno::EAGAIN => Ok(None),
+        Err(e) => Err(socket(e)),
+    }
+}
+
+/// Accounts for `n` bytes placed where `m` wanted them and hands the event
+/// they completed, if any, to the queue ([`deliver`]). Returns whether a
+/// command completed. The one place a pass that received bytes itself
+/// moves the machine, so that the batched and unbatched passes act on the
+/// stream alike.
+pub(crate) fn advance_and_deliver<I: QueueIo + ?Sized>(
+    m: &mut RecvMachine,
+    n: usize,
+    io: &mut I,
+) -> Result<bool, RecvError> {
+    match m.advance(n, io.crc())? {
+        Some(ev) => deliver(io, ev),
+        None => Ok(false),
+    }
+}
+
+/// Hands `ev` to the queue: `Ok(true)` when a command completed; a refused
+/// event (`Err(errno)` from [`QueueIo::event`]) stops the queue as
+/// [`RecvError::Rejected`].
+pub(crate) fn deliver<I: QueueIo + ?Sized>(io: &mut I, ev: Event) -> Result<bool, RecvError> {
+    io.event(ev).map_err(RecvError::Rejected)
 }
 
 #[cfg(test)]

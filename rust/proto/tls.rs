@@ -35,7 +35,7 @@
 
 use crate::proto::batch::{StageIo, Staging};
 use crate::proto::errno;
-use crate::proto::recv::{PassEnd, QueueIo, RecvError, RecvMachine, Want};
+use crate::proto::recv::{self, PassBudget, PassEnd, QueueIo, RecvError, RecvMachine, Want};
 use core::fmt;
 use core::ops::DerefMut;
 
@@ -493,69 +493,32 @@ fn tls_pass<I: TlsQueueIo>(
     one_record: bool,
 ) -> Result<(PassEnd, usize), RecvError> {
     let mut completions = 0u32;
-    let budget = io.pass_budget();
-    let mut taken = 0usize;
+    let mut budget = PassBudget::of(io);
     loop {
-        if taken >= budget || (one_record && taken > 0 && t.record.is_none()) {
-            return Ok((PassEnd { completions, drained: false }, taken));
+        if budget.spent() || (one_record && budget.taken() > 0 && t.record.is_none()) {
+            return Ok((PassEnd { completions, drained: false }, budget.taken()));
         }
-        if t.record.is_some() {
-            let got = match io.recv_buf_tls(&mut t.buf) {
-                Ok(g) if g.n == 0 => return Err(RecvError::Proto(crate::proto::pdu::ProtoError::ConnectionClosed)),
-                Ok(g) => g,
-                Err(e) if e == errno::EAGAIN => return Ok((PassEnd { completions, drained: true }, taken)),
-                Err(e) => return Err(socket_error(e)),
-            };
-            taken = taken.saturating_add(got.n);
-            if got.record_type == content::DATA {
-                let stop = TlsStop { control: Control::BoundaryLost, action: policy(Control::BoundaryLost) };
-                return Err(RecvError::Tls(stop));
-            }
-            let bytes = t.buf.get(..got.n).ok_or(RecvError::Internal(errno::EINVAL))?;
-            control_bytes(&mut t.record, got, io, &mut |rec, _| rec.feed(bytes))?;
-            continue;
-        }
-        let (got, placed) = match m.want() {
-            Want::Header(buf) | Want::Digest(buf) => match io.recv_buf_tls(buf) {
-                Ok(g) if g.n > 0 && g.record_type != content::DATA => {
-                    let bytes = buf.get(..g.n).ok_or(RecvError::Internal(errno::EINVAL))?;
-                    control_bytes(&mut t.record, g, io, &mut |rec, _| rec.feed(bytes))?;
-                    taken = taken.saturating_add(g.n);
-                    continue;
-                }
-                r => (r, None),
-            },
-            Want::Payload { len, .. } => match io.recv_data_tls(len) {
-                Ok(g) if g.n > 0 => match data_phase_bytes(g.record_type) {
-                    PhaseBytes::Payload => (Ok(g), Some(g.n)),
-                    PhaseBytes::Rewind => {
-                        control_bytes(&mut t.record, g, io, &mut |rec, io| io.rewind_data(g.n, &mut |b| rec.feed(b)))?;
-                        taken = taken.saturating_add(g.n);
-                        continue;
+        let took = if t.record.is_some() {
+            continue_record(t, io)?.map(|n| (n, false))
+        } else {
+            match m.want() {
+                Want::Header(buf) | Want::Digest(buf) => match received_tls(io.recv_buf_tls(buf))? {
+                    Some(g) if g.record_type != content::DATA => {
+                        control_in_buf(&mut t.record, g, buf, io)?;
+                        Some((g.n, false))
                     }
+                    Some(g) => Some((g.n, recv::advance_and_deliver(m, g.n, io)?)),
+                    None => None,
                 },
-                r => (r, None),
-            },
-        };
-        let n = match got {
-            Ok(g) if g.n == 0 => return Err(RecvError::Proto(crate::proto::pdu::ProtoError::ConnectionClosed)),
-            Ok(g) => {
-                taken = taken.saturating_add(g.n);
-                g.n
+                Want::Payload { len, .. } => recv_data_phase(m, &mut t.record, len, io)?,
             }
-            Err(e) if e == errno::EAGAIN => return Ok((PassEnd { completions, drained: true }, taken)),
-            Err(e) => return Err(socket_error(e)),
         };
-        if let Some(n) = placed {
-            let crc = m.data_crc();
-            io.commit_data(n, crc);
-        }
-        if let Some(ev) = m.advance(n, io.crc())? {
-            match io.event(ev) {
-                Ok(true) => completions += 1,
-                Ok(false) => {}
-                Err(e) => return Err(RecvError::Rejected(e)),
-            }
+        let Some((n, completed)) = took else {
+            return Ok((PassEnd { completions, drained: true }, budget.taken()));
+        };
+        budget.take(n);
+        if completed {
+            completions += 1;
         }
     }
 }
@@ -617,10 +580,9 @@ pub trait TlsPushIo: TlsQueueIo {
 /// pass took `io.pass_budget()` bytes.
 pub fn push_pass_tls<I: TlsPushIo>(m: &mut RecvMachine, t: &mut TlsRx, io: &mut I) -> Result<PassEnd, RecvError> {
     let mut completions = 0u32;
-    let budget = io.pass_budget();
-    let mut taken = 0usize;
+    let mut budget = PassBudget::of(io);
     loop {
-        if taken >= budget {
+        if budget.spent() {
             return Ok(PassEnd { completions, drained: false });
         }
         let in_record = t.in_record();
@@ -632,7 +594,7 @@ pub fn push_pass_tls<I: TlsPushIo>(m: &mut RecvMachine, t: &mut TlsRx, io: &mut 
             read_sock_step(ret)
         };
         match step {
-            ReadSockStep::Again(n) => taken = taken.saturating_add(n),
+            ReadSockStep::Again(n) => budget.take(n),
             ReadSockStep::Drained => return Ok(PassEnd { completions, drained: true }),
             ReadSockStep::Failed(e) => return Err(e),
             ReadSockStep::HandOff => {
@@ -648,7 +610,7 @@ pub fn push_pass_tls<I: TlsPushIo>(m: &mut RecvMachine, t: &mut TlsRx, io: &mut 
                     // would spin.
                     return Err(RecvError::Socket(errno::EINVAL));
                 }
-                taken = taken.saturating_add(n);
+                budget.take(n);
             }
         }
     }
@@ -669,73 +631,109 @@ pub fn recv_pass_tls_batched<I: TlsQueueIo + StageIo, B: DerefMut<Target = [u8]>
     io: &mut I,
 ) -> Result<PassEnd, RecvError> {
     let mut completions = 0u32;
-    let budget = io.pass_budget();
-    let mut taken = 0usize;
+    let mut budget = PassBudget::of(io);
     loop {
         completions += s.feed(m, io)?;
-        if taken >= budget {
+        if budget.spent() {
             return Ok(PassEnd { completions, drained: false });
         }
-        if t.record.is_some() {
-            let got = match io.recv_buf_tls(&mut t.buf) {
-                Ok(g) if g.n == 0 => return Err(RecvError::Proto(crate::proto::pdu::ProtoError::ConnectionClosed)),
-                Ok(g) => g,
-                Err(e) if e == errno::EAGAIN => return Ok(PassEnd { completions, drained: true }),
-                Err(e) => return Err(socket_error(e)),
-            };
-            taken = taken.saturating_add(got.n);
-            if got.record_type == content::DATA {
-                let stop = TlsStop { control: Control::BoundaryLost, action: policy(Control::BoundaryLost) };
-                return Err(RecvError::Tls(stop));
-            }
-            let bytes = t.buf.get(..got.n).ok_or(RecvError::Internal(errno::EINVAL))?;
-            control_bytes(&mut t.record, got, io, &mut |rec, _| rec.feed(bytes))?;
-            continue;
-        }
-        let direct = match m.want() {
-            Want::Payload { len, .. } if !s.takes_tail(len) => Some(len),
-            _ => None,
-        };
-        let Some(len) = direct else {
-            let buf = s.space();
-            match io.recv_buf_tls(buf) {
-                Ok(g) if g.n == 0 => return Err(RecvError::Proto(crate::proto::pdu::ProtoError::ConnectionClosed)),
-                Ok(g) if g.record_type != content::DATA => {
-                    // Never PDUs: the policy's, and the buffer stays empty.
-                    let bytes = buf.get(..g.n).ok_or(RecvError::Internal(errno::EINVAL))?;
-                    control_bytes(&mut t.record, g, io, &mut |rec, _| rec.feed(bytes))?;
-                    taken = taken.saturating_add(g.n);
+        let took = if t.record.is_some() {
+            continue_record(t, io)?.map(|n| (n, false))
+        } else {
+            match m.want() {
+                Want::Payload { len, .. } if !s.takes_tail(len) => recv_data_phase(m, &mut t.record, len, io)?,
+                _ => {
+                    let buf = s.space();
+                    match received_tls(io.recv_buf_tls(buf))? {
+                        Some(g) if g.record_type != content::DATA => {
+                            // Never PDUs: the policy's, and the buffer stays empty.
+                            control_in_buf(&mut t.record, g, buf, io)?;
+                            Some((g.n, false))
+                        }
+                        Some(g) => {
+                            s.filled(g.n)?;
+                            Some((g.n, false))
+                        }
+                        None => None,
+                    }
                 }
-                Ok(g) => {
-                    taken = taken.saturating_add(g.n);
-                    s.filled(g.n)?;
-                }
-                Err(e) if e == errno::EAGAIN => return Ok(PassEnd { completions, drained: true }),
-                Err(e) => return Err(socket_error(e)),
             }
-            continue;
         };
-        let g = match io.recv_data_tls(len) {
-            Ok(g) if g.n == 0 => return Err(RecvError::Proto(crate::proto::pdu::ProtoError::ConnectionClosed)),
-            Ok(g) => g,
-            Err(e) if e == errno::EAGAIN => return Ok(PassEnd { completions, drained: true }),
-            Err(e) => return Err(socket_error(e)),
+        let Some((n, completed)) = took else {
+            return Ok(PassEnd { completions, drained: true });
         };
-        taken = taken.saturating_add(g.n);
-        if data_phase_bytes(g.record_type) == PhaseBytes::Rewind {
-            control_bytes(&mut t.record, g, io, &mut |rec, io| io.rewind_data(g.n, &mut |b| rec.feed(b)))?;
-            continue;
-        }
-        let crc = m.data_crc();
-        io.commit_data(g.n, crc);
-        if let Some(ev) = m.advance(g.n, io.crc())? {
-            match io.event(ev) {
-                Ok(true) => completions += 1,
-                Ok(false) => {}
-                Err(e) => return Err(RecvError::Rejected(e)),
-            }
+        budget.take(n);
+        if completed {
+            completions += 1;
         }
     }
+}
+
+/// [`recv::received`] for a TLS receive, whose failure may be a KeyUpdate
+/// ([`socket_error`]).
+fn received_tls(got: Result<Got, i32>) -> Result<Option<Got>, RecvError> {
+    recv::received_as(got, |g| g.n, socket_error)
+}
+
+/// Takes the next bytes of the record that is not data in progress (a
+/// record longer than the space its first receive offered): they go into
+/// the queue's own buffer, never where the machine wants bytes, and on to
+/// the record's policy. Returns the bytes taken, or `None` when the socket
+/// said `-EAGAIN`. A data record here means kTLS did not end the record
+/// where it said (`MSG_EOR`): the record boundary is lost, the queue stops.
+fn continue_record<I: TlsQueueIo>(t: &mut TlsRx, io: &mut I) -> Result<Option<usize>, RecvError> {
+    let Some(got) = received_tls(io.recv_buf_tls(&mut t.buf))? else {
+        return Ok(None);
+    };
+    if got.record_type == content::DATA {
+        let stop = TlsStop { control: Control::BoundaryLost, action: policy(Control::BoundaryLost) };
+        return Err(RecvError::Tls(stop));
+    }
+    control_in_buf(&mut t.record, got, &t.buf, io)?;
+    Ok(Some(got.n))
+}
+
+/// `got`'s bytes, received into `buf` (a header, digest, staging or the
+/// queue's own buffer), belong to a record that is not data: the record's
+/// collector gets them; the machine never accounts for them.
+fn control_in_buf<I: TlsQueueIo>(
+    record: &mut Option<ControlRecord>,
+    got: Got,
+    buf: &[u8],
+    io: &mut I,
+) -> Result<(), RecvError> {
+    let bytes = buf.get(..got.n).ok_or(RecvError::Internal(errno::EINVAL))?;
+    control_bytes(record, got, io, &mut |rec, _| rec.feed(bytes))
+}
+
+/// The data phase's receive on a TLS queue, straight into the request's
+/// pages (at most `len` bytes): payload is committed ([`TlsQueueIo::commit_data`])
+/// and moves the machine; bytes of a record that is not data rewind the
+/// phase ([`data_phase_bytes`]) and go to the record's collector. Returns
+/// the bytes taken and whether a command completed, or `None` when the
+/// socket said `-EAGAIN`. Shared by the batched and unbatched passes so
+/// that a payload is received alike in both.
+fn recv_data_phase<I: TlsQueueIo>(
+    m: &mut RecvMachine,
+    record: &mut Option<ControlRecord>,
+    len: usize,
+    io: &mut I,
+) -> Result<Option<(usize, bool)>, RecvError> {
+    let Some(g) = received_tls(io.recv_data_tls(len))? else {
+        return Ok(None);
+    };
+    let completed = match data_phase_bytes(g.record_type) {
+        PhaseBytes::Payload => {
+            let crc = m.data_crc();
+            io.commit_data(g.n, crc);
+            recv::advance_and_deliver(m, g.n, io)?
+        }
+        PhaseBytes::Rewind => {
+            control_bytes(record, g, io, &mut |rec, io| io.rewind_data(g.n, &mut |b| rec.feed(b)))?;
+            false
+        }
+    };
+    Ok(Some((g.n, completed)))
 }
 
 /// A failed TLS receive: `-EKEYEXPIRED` (kTLS after a KeyUpdate) is the

@@ -157,6 +157,13 @@ struct Ktls {
     read_socks: u32,
     /// A `read_sock()` that refuses whatever heads the queue.
     refuse_all: bool,
+    /// A socket that fails: after this many more receives, every receive
+    /// returns the errno.
+    fail: Option<(usize, i32)>,
+    /// Where the first failed receive was: `"payload"` (into the request's
+    /// pages), `"record"` (inside a record that is not data, partly read)
+    /// or `"buffer"` (a header, digest or staging buffer).
+    failed_in: Option<&'static str>,
 }
 
 impl Ktls {
@@ -179,7 +186,23 @@ impl Ktls {
             handoffs: 0,
             read_socks: 0,
             refuse_all: false,
+            fail: None,
+            failed_in: None,
         }
+    }
+
+    /// `Err(errno)` once the receives [`Self::fail`] allows are used up,
+    /// noting where (`payload` when the receive is into the pages).
+    fn failing(&mut self, payload: bool) -> Result<(), i32> {
+        let Some((left, e)) = self.fail else { return Ok(()) };
+        if left > 0 {
+            self.fail = Some((left - 1, e));
+            return Ok(());
+        }
+        let mid_record = self.off > 0 && self.records.get(self.rec).is_some_and(|r| r.0 != content::DATA);
+        let place = if payload { "payload" } else if mid_record { "record" } else { "buffer" };
+        self.failed_in.get_or_insert(place);
+        Err(e)
     }
 
     fn done(&self) -> bool {
@@ -273,6 +296,7 @@ fn unreachable_plain() -> Result<usize, i32> {
 
 impl TlsQueueIo for Ktls {
     fn recv_buf_tls(&mut self, buf: &mut [u8]) -> Result<Got, i32> {
+        self.failing(false)?;
         let (t, bytes, eor) = self.take(buf.len())?;
         buf[..bytes.len()].copy_from_slice(&bytes);
         Ok(Got { n: bytes.len(), record_type: t, eor })
@@ -280,6 +304,7 @@ impl TlsQueueIo for Ktls {
 
     fn recv_data_tls(&mut self, len: usize) -> Result<Got, i32> {
         let cid = self.current.ok_or(errno::EINVAL)?;
+        self.failing(true)?;
         let (t, bytes, eor) = self.take(len)?;
         let req = self.reqs.get_mut(&cid).ok_or(errno::EINVAL)?;
         let at = req.received as usize;
@@ -579,6 +604,41 @@ fn ekeyexpired_is_the_key_update_case() {
     let ku = Control::Handshake(handshake::KEY_UPDATE);
     assert_eq!(e, RecvError::Tls(TlsStop { control: ku, action: Action::Rekey }));
     assert_eq!(socket_error(errno::ECONNRESET), RecvError::Socket(errno::ECONNRESET));
+}
+
+/// A receive that fails stops the queue with the socket's error wherever
+/// the pass stands (a header, digest or staging buffer, a payload, a
+/// record that is not data partly read), batched or not; `-EKEYEXPIRED`
+/// (kTLS once it decrypted a KeyUpdate) is the KeyUpdate case of the
+/// policy, any other errno a socket error.
+#[test]
+fn a_failed_receive_stops_the_queue_wherever_it_fails() {
+    let ku = TlsStop { control: Control::Handshake(handshake::KEY_UPDATE), action: Action::Rekey };
+    let places = core::cell::RefCell::new(std::collections::BTreeSet::new());
+    with_stages(|| {
+        for d in ALL {
+            let (s, reqs) = workload(d);
+            // A ticket longer than any buffer a receive offers, inside a payload.
+            let at = positions(d)[4].1;
+            let recs = records(&s, 16384, &[(at, nst(600))]);
+            for (e, want) in [(errno::EKEYEXPIRED, RecvError::Tls(ku)), (errno::ECONNRESET, RecvError::Socket(errno::ECONNRESET))] {
+                for after in 0.. {
+                    let mut k = Ktls::new(recs.clone(), vec![Some(61); 4000], &reqs);
+                    k.fail = Some((after, e));
+                    let r = run(&mut k, d);
+                    let Some(place) = k.failed_in else {
+                        // No receive failed: the stream was consumed first.
+                        assert_eq!(r, Ok(3), "{d:?} stage {}", stage());
+                        assert_eq!(k.tickets, 1);
+                        break;
+                    };
+                    assert_eq!(r, Err(want), "{d:?} stage {} after {after} receives ({place})", stage());
+                    places.borrow_mut().insert(place);
+                }
+            }
+        }
+    });
+    assert_eq!(places.into_inner().into_iter().collect::<Vec<_>>(), ["buffer", "payload", "record"]);
 }
 
 #[test]
