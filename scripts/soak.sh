@@ -21,10 +21,11 @@ for v in "$flaps" "$connects" "$insmods" "$resets" "$netem_secs"; do
 	[[ $v =~ ^[0-9]+$ ]] || die "counts are whole numbers (got '$v')"
 done
 [[ $phases =~ ^[a-z\ ]+$ ]] || die "PHASES: names of phases separated by spaces (got '$phases')"
-# Budget: a generous 4 s per flap, connect and reset, 2 s per insmod, each
-# netem mode's time three times over, plus boot and kmemleak scans.
-# SOAK_TIMEOUT= overrides it (a machine shared with other VMs runs slower).
-tmo=${SOAK_TIMEOUT:-$(( 600 + 12 * flaps + 6 * connects + 3 * insmods + 12 * resets + 4 * 4 * netem_secs ))}
+# Budget: what the phases took with the full counts on a machine running
+# two other VMs (2026-12-01: 29 s per flap, 5.5 s per connect, 1.1 s per
+# insmod, 22 s per reset, 202 s for 4 x 30 s of netem) with a third more,
+# plus boot, the verify run and kmemleak scans. SOAK_TIMEOUT= overrides it.
+tmo=${SOAK_TIMEOUT:-$(( 600 + 40 * flaps + 8 * connects + 3 * insmods + 30 * resets + 4 * 4 * netem_secs ))}
 [[ $tmo =~ ^[0-9]+$ ]] || die "SOAK_TIMEOUT: seconds (got '$tmo')"
 step "soak: flaps=$flaps connects=$connects insmods=$insmods resets=$resets netem=${netem_secs}s/mode (phases: $phases; timeout ${tmo}s)"
 status=0
