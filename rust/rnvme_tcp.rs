@@ -32,6 +32,10 @@ module! {
             default: 1024,
             description: "batched header receive: bytes of the per-queue staging buffer one recvmsg at a PDU header fills (0: one recvmsg per header; at most 65536; applies to queues connected after it is set)",
         },
+        recv_tail: u32 {
+            default: 128,
+            description: "batched header receive: bytes of the staging buffer the receive of a C2HData payload's end also fills with what follows it (the next headers), saving the receive that would read them (0: payloads are received alone; at most recv_batch; applies to queues connected after it is set)",
+        },
         tls_handshake_timeout: u32 {
             default: 10,
             description: "nvme TLS handshake timeout in seconds (default 10)",

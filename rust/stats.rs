@@ -32,6 +32,10 @@ pub(crate) struct QueueStats {
     pub(crate) stage_fills: AtomicU64,
     pub(crate) stage_pdus: AtomicU64,
     pub(crate) stage_payload: AtomicU64,
+    /// Receives of a payload's end that had the staging buffer behind the
+    /// request's pages, for the headers that follow (`recv_tail`). Only
+    /// that path moves it.
+    pub(crate) stage_tails: AtomicU64,
     /// Digests ICResp negotiated for the current connection (0 or 1), so a
     /// test can tell a digest was really in use.
     pub(crate) hdr_digest: AtomicU64,
@@ -70,7 +74,7 @@ impl fmt::Display for QueueStats {
             f,
             "hdgst={} ddgst={} work_passes={} work_completions={} polls={} poll_completions={} \
              recvmsg_calls={} read_sock_calls={} recv_bytes={} stage_fills={} stage_pdus={} stage_payload={} \
-             tls_no_pad={} tls_tickets={} tls_handoffs={} work_recv_deferred={} poll_kicks={}",
+             stage_tails={} tls_no_pad={} tls_tickets={} tls_handoffs={} work_recv_deferred={} poll_kicks={}",
             self.hdr_digest.load(Ordering::Relaxed),
             self.data_digest.load(Ordering::Relaxed),
             self.work_passes.load(Ordering::Relaxed),
@@ -83,6 +87,7 @@ impl fmt::Display for QueueStats {
             self.stage_fills.load(Ordering::Relaxed),
             self.stage_pdus.load(Ordering::Relaxed),
             self.stage_payload.load(Ordering::Relaxed),
+            self.stage_tails.load(Ordering::Relaxed),
             self.tls_no_pad.load(Ordering::Relaxed),
             self.tls_tickets.load(Ordering::Relaxed),
             self.tls_handoffs.load(Ordering::Relaxed),

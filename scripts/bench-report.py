@@ -78,7 +78,10 @@ def build(meta, recs):
                 e[fg] = spread([r.get(fg) for r in ok])
             e["iops_values"] = [r["iops"] for r in sorted(ok, key=lambda r: r["rep"])]
             row["drivers"][drv] = e
-        for a, b in RATIOS:
+        # Extra drivers (`rust+param=value`, module parameters A/B) are
+        # compared with each of the three.
+        extra = [(x, y) for x in sorted(by) if x not in DRIVERS for y in DRIVERS]
+        for a, b in RATIOS + extra:
             ra = {r["rep"]: r for r in by.get(a, []) if r.get("status") == "ok"}
             rb = {r["rep"]: r for r in by.get(b, []) if r.get("status") == "ok"}
             per = [ra[p]["iops"] / rb[p]["iops"] for p in sorted(ra) if p in rb and rb[p]["iops"] > 0]
@@ -151,6 +154,25 @@ def markdown(res, label):
                 fmt_fig(d.get("rust"), "bytes_per_call", "%.0f"), fmt_fig(d.get("rust-rs"), "bytes_per_call", "%.0f"),
                 fmt_fig(d.get("c"), "cpu_us_per_io", "%.1f"), fmt_fig(d.get("rust"), "cpu_us_per_io", "%.1f"),
                 fmt_fig(d.get("rust-rs"), "cpu_us_per_io", "%.1f")))
+        L.append("")
+    extras = sorted({d for r in res["rows"] for d in r["drivers"] if d not in DRIVERS})
+    if extras:
+        L.append("## Module-parameter variants")
+        L.append("")
+        L.append("`rust+p=v`: rnvme_tcp loaded with those parameters (recvmsg), in the same rotation.")
+        L.append("")
+        L.append("| config | job | variant | driver | IOPS | /c | /rust | /rust-rs | recv calls/IO | bytes/call | CPU us/IO |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in res["rows"]:
+            for x in extras:
+                e = r["drivers"].get(x)
+                if not e:
+                    continue
+                L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                    r["config"], r["job"], r["variant"], x, fmt_fig(e, "iops"),
+                    fmt_ratio(r["ratios"].get("%s/c" % x)), fmt_ratio(r["ratios"].get("%s/rust" % x)),
+                    fmt_ratio(r["ratios"].get("%s/rust-rs" % x)), fmt_fig(e, "recv_calls_per_io", "%.2f"),
+                    fmt_fig(e, "bytes_per_call", "%.0f"), fmt_fig(e, "cpu_us_per_io", "%.1f")))
         L.append("")
     L.append("Figures are medians over the repetitions; the spread of every figure is in results.json. "
              "`-`: no figure (the C driver has no receive counters; bytes/call needs the module's `recv_bytes`).")

@@ -51,6 +51,22 @@ pub trait StageIo: QueueIo {
     fn short_fill_drains(&self) -> bool {
         false
     }
+    /// Receives the last `len` bytes of the current data phase's payload
+    /// straight into its destination, as `recv_data` would, and in the same
+    /// receive whatever follows them on the stream into `tail` (the staging
+    /// buffer): the next PDU headers, a data digest. Saves the receive a
+    /// header would otherwise need after every payload.
+    ///
+    /// `Some(Ok((payload, staged)))`: `payload <= len` bytes went into the
+    /// request (the data digest extended over them) and `staged` bytes
+    /// into `tail`, never unless `payload == len`; the same errors as
+    /// `recv_data`. `None`: the queue cannot receive both in one call here
+    /// (the payload goes on in another bio, or there is no such receive),
+    /// and the caller receives the payload alone.
+    fn recv_data_and_tail(&mut self, len: usize, crc: Option<&mut u32>, tail: &mut [u8]) -> Option<Result<(usize, usize), i32>> {
+        let _ = (len, crc, tail);
+        None
+    }
 }
 
 /// Counts of what the staging buffer carried, since they were last taken.
@@ -69,6 +85,8 @@ pub struct Staging<B> {
     buf: B,
     start: usize,
     end: usize,
+    /// Bytes of `buf` a payload receive also fills (at most its length).
+    tail: usize,
     counts: StageCounts,
 }
 
@@ -76,7 +94,15 @@ impl<B: DerefMut<Target = [u8]>> Staging<B> {
     /// An empty staging buffer over `buf` (its length is the batch size;
     /// an empty `buf` turns batching off: see [`Self::enabled`]).
     pub fn new(buf: B) -> Self {
-        Self { buf, start: 0, end: 0, counts: StageCounts::default() }
+        Self { buf, start: 0, end: 0, tail: 0, counts: StageCounts::default() }
+    }
+
+    /// The same, where a receive of a payload's end also takes up to
+    /// `tail` bytes of what follows it into the buffer (0: payloads are
+    /// received alone).
+    pub fn with_tail(buf: B, tail: usize) -> Self {
+        let tail = tail.min(buf.len());
+        Self { tail, ..Self::new(buf) }
     }
 
     /// Whether there is a buffer to batch into.
@@ -114,12 +140,32 @@ impl<B: DerefMut<Target = [u8]>> Staging<B> {
 
     /// `n` bytes were received into [`Self::space`].
     pub(crate) fn filled(&mut self, n: usize) -> Result<(), RecvError> {
+        self.set_pending(n)?;
+        self.counts.fills += 1;
+        Ok(())
+    }
+
+    /// The part of the buffer a payload receive also fills; only when
+    /// nothing is pending.
+    pub(crate) fn tail_space(&mut self) -> &mut [u8] {
+        debug_assert_eq!(self.pending(), 0);
+        &mut self.buf[..self.tail]
+    }
+
+    /// `n` bytes were received into [`Self::tail_space`] behind a payload.
+    pub(crate) fn tail_filled(&mut self, n: usize) -> Result<(), RecvError> {
+        if n > self.tail {
+            return Err(RecvError::Internal(errno::EINVAL));
+        }
+        self.set_pending(n)
+    }
+
+    fn set_pending(&mut self, n: usize) -> Result<(), RecvError> {
         if n > self.buf.len() {
             return Err(RecvError::Internal(errno::EINVAL));
         }
         self.start = 0;
         self.end = n;
-        self.counts.fills += 1;
         Ok(())
     }
 
@@ -190,9 +236,40 @@ pub fn recv_pass_batched<I: StageIo, B: DerefMut<Target = [u8]>>(
             return Ok(PassEnd { completions, drained: false });
         }
         let (got, staged) = match m.want() {
-            Want::Payload { len, .. } if !s.takes_tail(len) => {
+            Want::Payload { len, .. } => {
+                let whole = s.takes_tail(len);
+                let tail = s.tail_space();
+                let asked = len + tail.len();
                 let crc = m.data_crc();
-                (io.recv_data(len, crc), false)
+                // A payload end shorter than the buffer goes through it
+                // whole (`takes_tail`): as few receives, and no tail
+                // shorter than the headers behind it.
+                let got = if tail.is_empty() || whole { None } else { io.recv_data_and_tail(len, crc, tail) };
+                match got {
+                    Some(got) => {
+                        let Some((p, t)) = recv::received_as(got, |&(p, t)| p + t, RecvError::Socket)? else {
+                            return Ok(PassEnd { completions, drained: true });
+                        };
+                        if p > len || (t > 0 && p != len) {
+                            return Err(RecvError::Internal(errno::EINVAL));
+                        }
+                        budget.take(p + t);
+                        // As a short fill: the socket held no more.
+                        short = p + t < asked && io.short_fill_drains();
+                        if p > 0 && recv::advance_and_deliver(m, p, io)? {
+                            completions += 1;
+                        }
+                        if t > 0 {
+                            s.tail_filled(t)?;
+                        }
+                        continue;
+                    }
+                    None if !s.takes_tail(len) => {
+                        let crc = m.data_crc();
+                        (io.recv_data(len, crc), false)
+                    }
+                    None => (io.recv_buf(s.space()), true),
+                }
             }
             _ => (io.recv_buf(s.space()), true),
         };

@@ -329,11 +329,18 @@ struct Host {
     /// Batched header receive with a staging buffer of this many bytes
     /// (`proto::batch`); 0: one receive per header, as `recv_pass`.
     stage: usize,
+    /// Bytes of the staging buffer a payload's last receive also fills
+    /// (`StageIo::recv_data_and_tail`; 0: payloads are received alone).
+    tail: usize,
     /// Stream bytes received but still in the staging buffer when the
     /// last pass ended (it must be 0 unless the queue stopped).
     staged_left: usize,
     /// Receives of the stream.
     calls: usize,
+    /// Whether the last receive gave less than it asked for or `-EAGAIN`:
+    /// only then may a pass end as drained (else bytes wait in the socket
+    /// that no `data_ready` will announce again).
+    last_short: bool,
 }
 
 impl Host {
@@ -370,8 +377,10 @@ impl Host {
             stopped: false,
             violations: Vec::new(),
             stage: 0,
+            tail: 0,
             staged_left: 0,
             calls: 0,
+            last_short: false,
         }
     }
 
@@ -384,6 +393,7 @@ impl Host {
             self.violation(format!("receive after the queue stopped (at byte {})", self.pos));
         }
         self.calls += 1;
+        self.last_short = true;
         let left = self.stream.len() - self.pos;
         if left == 0 {
             return Err(errno::EAGAIN);
@@ -399,7 +409,11 @@ impl Host {
             }
             None => usize::MAX,
         };
-        Ok(want.min(left).min(limit))
+        let n = want.min(left).min(limit);
+        // A socket gives less than asked only when it holds no more (a
+        // chunk here is bytes that had not arrived yet).
+        self.last_short = n < want;
+        Ok(n)
     }
 
     /// Ends a request: the completion is delivered, the request leaves
@@ -619,9 +633,32 @@ impl StageIo for Host {
     fn short_fill_drains(&self) -> bool {
         self.stage % 2 == 1
     }
+    // As `RecvCtx`: the payload's end and what follows in one receive,
+    // except where the queue would refuse (here: payload ends that are 3
+    // mod 4 bytes long stand for a payload going on in another bio).
+    fn recv_data_and_tail(&mut self, len: usize, crc: Option<&mut u32>, tail: &mut [u8]) -> Option<Result<(usize, usize), i32>> {
+        if len % 4 == 3 {
+            return None;
+        }
+        Some(self.recv_payload_and_tail(len, crc, tail))
+    }
 }
 
 impl Host {
+    fn recv_payload_and_tail(&mut self, len: usize, crc: Option<&mut u32>, tail: &mut [u8]) -> Result<(usize, usize), i32> {
+        let n = self.allowance(len + tail.len())?;
+        let p = n.min(len);
+        let bytes = self.stream[self.pos..self.pos + p].to_vec();
+        self.place(&bytes)?;
+        if let Some(c) = crc {
+            *c = SoftCrc32c.update(*c, &bytes);
+        }
+        let t = n - p;
+        tail[..t].copy_from_slice(&self.stream[self.pos + p..self.pos + n]);
+        self.pos += n;
+        Ok((p, t))
+    }
+
     /// Payload bytes into the data phase's request, with the queue's
     /// checks (`RecvCtx::recv_data` / `copy_data`: no phase or no room is
     /// an error) and the test's own (the bytes go only into a read in
@@ -657,7 +694,7 @@ impl Host {
 /// each) until the stream is consumed or the queue stops, as io_work does.
 fn run(h: &mut Host, d: Digests) -> (Result<(), RecvError>, RecvState) {
     let mut m = RecvMachine::new(d);
-    let mut s = Staging::new(vec![0u8; h.stage]);
+    let mut s = Staging::with_tail(vec![0u8; h.stage], h.tail);
     for _ in 0..100_000 {
         let r = if h.stage > 0 { recv_pass_batched(&mut m, &mut s, h) } else { recv_pass(&mut m, h) };
         h.staged_left = s.pending();
@@ -670,6 +707,9 @@ fn run(h: &mut Host, d: Digests) -> (Result<(), RecvError>, RecvState) {
                 return (Err(e), m.state());
             }
             Ok(end) => {
+                if end.drained && !h.last_short {
+                    h.violation(format!("a pass ended drained after a full receive (at byte {})", h.pos));
+                }
                 if !h.instant_send {
                     if let Err(e) = h.send_side() {
                         h.stopped = true;
@@ -818,12 +858,20 @@ struct Case {
     chunks: Vec<usize>,
     /// Staging buffer size (0: unbatched receive).
     stage: usize,
+    /// Of it, what a payload's last receive also fills.
+    tail: usize,
 }
 
 /// Staging buffer sizes: unbatched, smaller than a header, around a few
 /// PDUs, and larger than most payloads.
 fn stage() -> impl Strategy<Value = usize> {
     prop_oneof![2 => Just(0usize), 1 => 1usize..30, 2 => 30usize..300, 2 => 300usize..5000]
+}
+
+/// Tails: none, shorter than a header, a few headers, larger than the
+/// buffer (capped to it).
+fn tail() -> impl Strategy<Value = usize> {
+    prop_oneof![1 => Just(0usize), 1 => 1usize..30, 2 => 30usize..300, 1 => 300usize..6000]
 }
 
 fn chunks() -> impl Strategy<Value = Vec<usize>> {
@@ -839,14 +887,14 @@ fn valid_case() -> impl Strategy<Value = Case> {
         any::<bool>(),
         chunks(),
         any::<u16>(),
-        stage(),
+        (stage(), tail()),
     )
-        .prop_map(|(gens, order, header, data, chunks, base, stage)| {
+        .prop_map(|(gens, order, header, data, chunks, base, (stage, tail))| {
             // Command ids as nvme-core makes them: tag plus a generation.
             let base = base & 0xf000;
             let (reqs, scripts): (Vec<_>, Vec<_>) =
                 gens.iter().enumerate().map(|(i, g)| script(base | (i as u16 * 3 + 1), g)).unzip();
-            Case { reqs, pdus: interleave(scripts, &order), digests: Digests { header, data }, chunks, stage }
+            Case { reqs, pdus: interleave(scripts, &order), digests: Digests { header, data }, chunks, stage, tail }
         })
 }
 
@@ -1054,6 +1102,7 @@ fn check_against_model(case: &Case) -> Result<(), TestCaseError> {
     let (stream, starts) = encode(&case.pdus, case.digests);
     let mut h = Host::new(&case.reqs, stream, case.chunks.clone(), true, false);
     h.stage = case.stage;
+    h.tail = case.tail;
     let (res, state) = run(&mut h, case.digests);
     prop_assert!(h.violations.is_empty(), "violations: {:?}", h.violations);
     prop_assert_eq!(&h.completions, &want.completions, "completions");
@@ -1142,6 +1191,7 @@ proptest! {
         let mut whole = Host::new(&case.reqs, stream.clone(), vec![], true, false);
         let mut split = Host::new(&case.reqs, stream, case.chunks.clone(), true, false);
         split.stage = case.stage;
+        split.tail = case.tail;
         let (a, _) = run(&mut whole, case.digests);
         let (b, _) = run(&mut split, case.digests);
         prop_assert_eq!(a, b);
@@ -1167,6 +1217,29 @@ proptest! {
         prop_assert_eq!(&plain.placed, &batched.placed);
         if case.chunks.is_empty() && size >= case.digests.recv_hdr_len() && a.is_ok() {
             prop_assert!(batched.calls <= plain.calls, "batched {} receives, unbatched {}", batched.calls, plain.calls);
+        }
+    }
+
+    /// Receiving what follows a payload with the payload's end changes
+    /// nothing but the number of receives: with any staging buffer and any
+    /// tail, the same result, completions and bytes placed as the same
+    /// buffer without a tail, and, unfragmented, never more receives.
+    #[test]
+    fn payload_tails_change_nothing_but_the_calls(case in valid_case(), size in 1usize..5000, tail in 1usize..5000) {
+        let (stream, _) = encode(&case.pdus, case.digests);
+        let mut untailed = Host::new(&case.reqs, stream.clone(), case.chunks.clone(), true, false);
+        let mut tailed = Host::new(&case.reqs, stream, case.chunks.clone(), true, false);
+        untailed.stage = size;
+        tailed.stage = size;
+        tailed.tail = tail;
+        let (a, _) = run(&mut untailed, case.digests);
+        let (b, _) = run(&mut tailed, case.digests);
+        prop_assert!(tailed.violations.is_empty(), "violations: {:?}", tailed.violations);
+        prop_assert_eq!(a, b);
+        prop_assert_eq!(&untailed.completions, &tailed.completions);
+        prop_assert_eq!(&untailed.placed, &tailed.placed);
+        if case.chunks.is_empty() && a.is_ok() {
+            prop_assert!(tailed.calls <= untailed.calls, "tailed {} receives, untailed {}", tailed.calls, untailed.calls);
         }
     }
 }
@@ -1213,6 +1286,7 @@ proptest! {
         let busy = busy && !instant;
         let mut h = Host::new(&case.reqs, stream, case.chunks.clone(), instant, busy);
         h.stage = case.stage;
+        h.tail = case.tail;
         let (res, _) = run(&mut h, case.digests);
         check_invariants(&case.reqs, &h, &res, case.digests)?;
     }
@@ -1231,6 +1305,7 @@ proptest! {
         let (stream, _) = encode(&case.pdus, case.digests);
         let mut h = Host::new(&case.reqs, stream, case.chunks.clone(), false, busy);
         h.stage = case.stage;
+        h.tail = case.tail;
         let (res, _) = run(&mut h, case.digests);
         check_invariants(&case.reqs, &h, &res, case.digests)?;
     }

@@ -68,7 +68,8 @@ impl RecvSide {
     pub(super) fn connected(digests: Digests) -> Result<Self> {
         let size = (crate::module_parameters::recv_batch.value() as usize).min(RECV_BATCH_MAX);
         let buf = KVec::from_elem(0u8, size, GFP_KERNEL)?;
-        Ok(Self { stage: Staging::new(buf), ..Self::new(digests) })
+        let tail = crate::module_parameters::recv_tail.value() as usize;
+        Ok(Self { stage: Staging::with_tail(buf, tail), ..Self::new(digests) })
     }
 
     pub(super) fn new(digests: Digests) -> Self {
@@ -568,6 +569,39 @@ impl StageIo for RecvCtx<'_> {
         // and data_ready queues io_work for whatever comes next. kTLS
         // stops at a record-type change with more queued.
         !self.queue.is_tls()
+    }
+
+    fn recv_data_and_tail(&mut self, len: usize, crc: Option<&mut u32>, tail: &mut [u8]) -> Option<Result<(usize, usize), i32>> {
+        let q = self.queue;
+        // kTLS decrypts a record in place only into an iterator it may
+        // fill whole, and its record types decide what the bytes are
+        // (`recv_data_tls`): TLS queues receive payloads alone.
+        if q.is_tls() || !matches!(self.data.source, RecvSource::Socket) {
+            return None;
+        }
+        let sock = match q.sock() {
+            Ok(s) => s,
+            Err(e) => return Some(Err(-e)),
+        };
+        let (req, f, phase) = match self.data.phase_req() {
+            Ok(x) => x,
+            Err(e) => return Some(Err(e)),
+        };
+        if phase.ensure_room(&mut f.data).is_err() {
+            dev_err!(q.dev(), "queue {}: no space in request {:#x}\n", q.qid, req.submit().command_id());
+            return Some(Err(errno::EIO));
+        }
+        // `None` before any receive: the caller receives the payload alone.
+        let r = phase.recv_with_tail(&mut f.data, sock, len, tail, crc)?;
+        QueueStats::add(&q.stats.recvmsg_calls, 1);
+        QueueStats::add(&q.stats.stage_tails, 1);
+        let (p, t) = match r {
+            Ok(pt) => pt,
+            Err(e) => return Some(Err(-e)),
+        };
+        QueueStats::add(&q.stats.recv_bytes, (p + t) as u64);
+        f.data_recvd += p as u32;
+        Some(Ok((p, t)))
     }
 }
 

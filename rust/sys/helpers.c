@@ -140,6 +140,16 @@ bool rnvme_sendpages_ok(struct page *page, size_t len, size_t offset)
 	return sendpages_ok(page, len, offset);
 }
 
+bool rnvme_virt_addr_valid(const void *addr)
+{
+	return virt_addr_valid(addr);
+}
+
+struct page *rnvme_virt_to_page(const void *addr)
+{
+	return virt_to_page(addr);
+}
+
 void rnvme_start_request(struct request *rq)
 {
 	nvme_start_request(rq);

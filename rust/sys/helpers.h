@@ -82,6 +82,9 @@ struct device *rnvme_ctrl_device(struct nvme_ctrl *ctrl);
 struct page;
 /* sendpages_ok(): every page of [offset, offset + len) may be sent by reference. */
 bool rnvme_sendpages_ok(struct page *page, size_t len, size_t offset);
+/* virt_addr_valid(), virt_to_page(): a direct-mapped address and its page. */
+bool rnvme_virt_addr_valid(const void *addr);
+struct page *rnvme_virt_to_page(const void *addr);
 /* nvme_start_request(). */
 void rnvme_start_request(struct request *rq);
 

@@ -274,6 +274,11 @@ impl RqData {
     }
 }
 
+/// The most request segments [`DataPhase::recv_with_tail`] puts in front
+/// of the tail's: a 4 KiB read's payload is one or two; a larger payload
+/// end is received alone (its receive call is a small share of its cost).
+pub(crate) const TAIL_SEGS: usize = 8;
+
 /// The destination of one C2HData phase (C: the seed's data-phase
 /// `msghdr`): set up once per phase, and again only when the payload goes
 /// on in the request's next bio, then received into `while` it has room.
@@ -340,6 +345,97 @@ impl DataPhase {
             return Err(n);
         }
         Ok(self.received(data, &before, n as usize, crc))
+    }
+
+    /// Receives the last `len` payload bytes of the phase into the
+    /// request's pages and, in the same `sock_recvmsg()`, up to
+    /// `tail.len()` bytes of what follows them on the stream into `tail`
+    /// (C: one iterator over the bio's segments and one more for the
+    /// buffer). Returns `(payload, tail)` bytes, as [`Self::recv`] its
+    /// count (`-EAGAIN`: nothing queued); `tail` gets bytes only once the
+    /// payload is complete, because TCP fills an iterator in order.
+    ///
+    /// `None` when one iterator cannot cover both: the payload goes on past
+    /// the current bio or over more than [`TAIL_SEGS`] segments, the phase
+    /// is not a bvec one, or `tail` is not direct-mapped memory (a page
+    /// of it is needed for its segment); the caller receives the payload
+    /// alone.
+    pub(crate) fn recv_with_tail(
+        &mut self,
+        data: &mut RqData,
+        sock: &TcpSocket,
+        len: usize,
+        tail: &mut [u8],
+        crc: Option<&mut u32>,
+    ) -> Option<Result<(usize, usize), c_int>> {
+        if let Err(e) = self.ensure_room(data) {
+            return Some(Err(e));
+        }
+        let it = &self.msg.msg_iter;
+        if len == 0 || len > iter_count(it) || tail.is_empty() || u32::from(it.iter_type) != kb::iter_type_ITER_BVEC {
+            return None;
+        }
+        let tail_len = u32::try_from(tail.len()).ok()?;
+        let first = tail.as_mut_ptr();
+        // SAFETY: `tail` is a valid slice: its last byte is in it.
+        let last = unsafe { first.add(tail.len() - 1) };
+        // SAFETY: `virt_addr_valid()` only computes on the address.
+        if !unsafe { nb::rnvme_virt_addr_valid(first.cast()) && nb::rnvme_virt_addr_valid(last.cast()) } {
+            return None;
+        }
+        let mut vecs = [kb::bio_vec::default(); TAIL_SEGS + 1];
+        // SAFETY: a bvec iterator: `bvec` and `nr_segs` are these union
+        // members, `bvec` an array of `nr_segs` entries.
+        let (mut bv, mut nr) = unsafe { (it.__bindgen_anon_1.__bindgen_anon_1.as_ref().__bindgen_anon_1.bvec, it.__bindgen_anon_2.nr_segs) };
+        let mut skip = it.iov_offset;
+        let mut left = len;
+        let mut k = 0;
+        while left > 0 {
+            if nr == 0 || k == TAIL_SEGS {
+                return None;
+            }
+            // SAFETY: `bv` is within the array (`nr` entries left).
+            let b = unsafe { *bv };
+            let seg = (b.bv_len as usize).saturating_sub(skip).min(left);
+            if seg > 0 {
+                // `skip < bv_len` and `seg <= bv_len - skip`: both fit in u32.
+                vecs[k] = kb::bio_vec { bv_page: b.bv_page, bv_offset: b.bv_offset + skip as u32, bv_len: seg as u32 };
+                k += 1;
+                left -= seg;
+                skip = 0;
+            } else {
+                skip -= (b.bv_len as usize).min(skip);
+            }
+            // SAFETY: at most one past the last entry, never read then.
+            bv = unsafe { bv.add(1) };
+            nr -= 1;
+        }
+        // The direct map is linear: from `first` to `last` the bytes lie
+        // in physically contiguous pages, so one (multi-page) segment from
+        // `first`'s page covers them, as bvec iteration allows.
+        // SAFETY: `first` is direct-mapped (checked above).
+        let page = unsafe { nb::rnvme_virt_to_page(first.cast()) };
+        vecs[k] = kb::bio_vec { bv_page: page.cast(), bv_offset: (first as usize % kb::PAGE_SIZE) as u32, bv_len: tail_len };
+        let mut msg = kb::msghdr::default();
+        // SAFETY: `vecs` lives across the receive and holds `k + 1`
+        // entries covering `len + tail.len()` bytes.
+        unsafe { kb::iov_iter_bvec(&raw mut msg.msg_iter, kb::ITER_DEST, vecs.as_ptr(), k + 1, len + tail.len()) };
+        let before = copy_iter(&self.msg.msg_iter);
+        // SAFETY: the iterator covers `len` bytes of the request's pinned
+        // pages (the phase's, type invariant) and then `tail`, which we
+        // borrow mutably for the call, so nothing else reads or writes it;
+        // the socket is valid.
+        let n = unsafe { kb::sock_recvmsg(sock.as_raw(), &mut msg, kb::MSG_DONTWAIT as c_int) };
+        if n < 0 {
+            return Some(Err(n));
+        }
+        let n = n as usize;
+        let p = n.min(len);
+        // SAFETY: the phase's iterator is valid and has `len >= p` bytes:
+        // it moves past the payload the receive placed, as its own would.
+        unsafe { kb::iov_iter_advance(&raw mut self.msg.msg_iter, p) };
+        let p = self.received(data, &before, p, crc);
+        Some(Ok((p, n - p)))
     }
 
     /// Copies up to `max` payload bytes from a pushed skb range, as

@@ -7,7 +7,8 @@
 #
 #   BENCH_REPS=3             repetitions; the driver order rotates each one
 #   BENCH_RUNTIME=2 BENCH_RAMP=1   fio runtime and ramp_time (s, guest time)
-#   BENCH_DRIVERS="c rust rust-rs"
+#   BENCH_DRIVERS="c rust rust-rs"   also rust+PARAM=V[+PARAM=V]: the module
+#                            with those parameters (an A/B of their values)
 #   BENCH_CONFIGS="q1 q2j2"  q1: 1 I/O queue, numjobs 1; q2j2: 2 queues, numjobs 2
 #   BENCH_VARIANTS="plain ddgst"   ddgst: connect --data-digest
 #   BENCH_JOBS=...           a subset of the job names below
@@ -103,6 +104,9 @@ load_driver() {
 	c) use_c_driver ;;
 	rust) modprobe rnvme_tcp ;;
 	rust-rs) modprobe rnvme_tcp read_sock=1 ;;
+	# rust+recv_tail=0+recv_batch=4096: module parameters A/B
+	# shellcheck disable=SC2086
+	rust+*) local p=${1#rust+}; modprobe rnvme_tcp ${p//+/ } ;;
 	*) return 1 ;;
 	esac
 }
