@@ -155,6 +155,24 @@ check "bench: a TLS row with read_sock=1 refused says so" 0 '^\| randread-4k-qd3
 check "bench: the loopback ceiling is in the report" 0 '\*\*900 MiB/s\*\*' -- cat "$tmp/bench2/r.md"
 check "bench: check refuses records without their per-I/O figures and counters" 1 'recvmsg_calls=None' -- \
 	python3 "$root/scripts/bench-report.py" check "$tmp/bench2" --drivers "c rust rust-rs"
+# A module-parameter variant driver gets its own table and ratios.
+for rep in 1 2 3; do
+	printf '{"rep": %d, "driver": "rust+recv_tail=0", "config": "q1", "variant": "plain", "job": "randread-4k-qd32", "status": "ok", "iops": 900, "mib_s": 1, "lat_mean_us": 1, "ios": 10, "cpu_jiffies": 1, "cpu_us_per_io": 1, "counters": {}, "fio_ios": 10}\n' "$rep"
+done >>"$tmp/bench2/records.jsonl"
+check "bench: a rust+PARAM=V driver is compared with c, rust and rust-rs" 0 \
+	'^\| q1 \| randread-4k-qd32 \| plain \| rust\+recv_tail=0 \| 900 \| 0.900 \(0.900-0.900\) \| 0.750 \(0.692-0.818\) \| 0.900' -- breport
+
+# --- hostile-target verdicts (tests/vm/hostile_io.sh's awk) ----------------
+sed -n "/^HOSTILE_VERDICT_AWK='$/,/^}'$/p" "$root/tests/vm/hostile_io.sh" | sed "1d;\$s/'\$//" >"$tmp/verdict.awk"
+mkdir -p "$tmp/hv"
+printf '1\trsp-slow\tnvme1\tquiet\t\t\t4684\t\n' >"$tmp/hv/table"
+printf 'fired rsp-slow qid 2 cid 0x65 port 4684\n' >"$tmp/hv/fake"
+printf '3;x;rsp-slow;x;0\n' >"$tmp/hv/fio"
+verdict() { awk -v mode=poll -v frc=0 -f "$tmp/verdict.awk" "$tmp/hv/table" "$1" "$tmp/hv/fake" "$tmp/hv/fio"; }
+printf '[1.0] nvme nvme1: Removing ctrl: NQN "x"\n[1.5] nvme nvme1: queue 0: receive failed: connection closed by target (-104)\n' >"$tmp/hv/k-after"
+printf '[0.5] nvme nvme1: queue 2: receive failed: pdu rejected: -71\n[1.0] nvme nvme1: Removing ctrl: NQN "x"\n' >"$tmp/hv/k-before"
+check "hostile: a quiet case passes when its queue complains only after the test deleted it" 0 '^failed:$' -- verdict "$tmp/hv/k-after"
+check "hostile: a quiet case fails on a queue line before the test deleted it" 0 'FAILED: unexpected: .*queue 2' -- verdict "$tmp/hv/k-before"
 
 echo "KTAP version 1"
 echo "1..$n"
