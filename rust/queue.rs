@@ -437,7 +437,11 @@ unsafe extern "C" fn io_work_fn(work: *mut kb::work_struct) {
                 Some(Ok(end)) => {
                     QueueStats::add(&q.stats.work_passes, 1);
                     QueueStats::add(&q.stats.work_completions, u64::from(end.completions));
-                    pending |= end.completions > 0 || !end.drained
+                    // A drained pass ends io_work unless C's rule (go on
+                    // after progress) is asked for: data_ready queues it
+                    // for whatever arrives next, queue_rq for new requests.
+                    let again = end.completions > 0 && crate::module_parameters::pass_after_completions.value();
+                    pending |= again || !end.drained
                 }
                 Some(Err(e)) => {
                     q.recv_failed(e);
