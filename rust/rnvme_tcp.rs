@@ -37,8 +37,8 @@ module! {
             description: "batched header receive: bytes of the staging buffer the receive of a C2HData payload's end also fills with what follows it (the next headers), saving the receive that would read them (0: payloads are received alone; at most recv_batch; applies to queues connected after it is set)",
         },
         pass_after_completions: bool {
-            default: true,
-            description: "io_work tries another receive pass after one that completed commands, even when it drained the socket, as C's io_work does (false: after a drained pass only data_ready or new requests run io_work again; for the A/B benchmark)",
+            default: false,
+            description: "io_work tries another receive pass after one that completed commands even when it drained the socket, as C's io_work does (default false: after a drained pass data_ready or a new request runs io_work again, which saves a receive call per run; for the A/B benchmark)",
         },
         tls_handshake_timeout: u32 {
             default: 10,

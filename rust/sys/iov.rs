@@ -275,9 +275,9 @@ impl RqData {
 }
 
 /// The most request segments [`DataPhase::recv_with_tail`] puts in front
-/// of the tail's: a 4 KiB read's payload is one or two; a larger payload
-/// end is received alone (its receive call is a small share of its cost).
-pub(crate) const TAIL_SEGS: usize = 8;
+/// of the tail's: a 4 KiB read's payload is one or two, a 128 KiB one's
+/// end up to 32 single pages; a payload end over more is received alone.
+pub(crate) const TAIL_SEGS: usize = 32;
 
 /// The destination of one C2HData phase (C: the seed's data-phase
 /// `msghdr`): set up once per phase, and again only when the payload goes
@@ -290,12 +290,15 @@ pub(crate) const TAIL_SEGS: usize = 8;
 /// [`DataPhase::end`].
 pub(crate) struct DataPhase {
     msg: kb::msghdr,
+    /// The segments of a receive with a tail ([`Self::recv_with_tail`]),
+    /// here rather than on io_work's stack; only that receive uses them.
+    tail_vecs: [kb::bio_vec; TAIL_SEGS + 1],
 }
 
 impl DataPhase {
     /// No phase: nothing may be received as data.
     pub(crate) fn new() -> Self {
-        Self { msg: kb::msghdr::default() }
+        Self { msg: kb::msghdr::default(), tail_vecs: [kb::bio_vec::default(); TAIL_SEGS + 1] }
     }
 
     /// Begins a phase into the current bio of `data`. Fails (`-EIO`) if
@@ -310,7 +313,7 @@ impl DataPhase {
 
     /// Ends the phase: the request may complete.
     pub(crate) fn end(&mut self) {
-        *self = Self::new();
+        self.msg = kb::msghdr::default();
     }
 
     /// Room left in the phase's current bio.
@@ -383,7 +386,7 @@ impl DataPhase {
         if !unsafe { nb::rnvme_virt_addr_valid(first.cast()) && nb::rnvme_virt_addr_valid(last.cast()) } {
             return None;
         }
-        let mut vecs = [kb::bio_vec::default(); TAIL_SEGS + 1];
+        let vecs = &mut self.tail_vecs;
         // SAFETY: a bvec iterator: `bvec` and `nr_segs` are these union
         // members, `bvec` an array of `nr_segs` entries.
         let (mut bv, mut nr) = unsafe { (it.__bindgen_anon_1.__bindgen_anon_1.as_ref().__bindgen_anon_1.bvec, it.__bindgen_anon_2.nr_segs) };
